@@ -1,0 +1,118 @@
+"""The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net.
+
+Every option maps onto one field of ``ExperimentConfig``; options left out take the
+paper's value for the chosen model, and the run prints each setting that differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
+from lthkit.data import DATASETS, DataMissingError
+from lthkit.imp import run_imp
+from lthkit.models import MODELS
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="dataset (default: mnist)")
+    p.add_argument("--model", default="lenet300", choices=list(MODELS), help="network (default: lenet300)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="passes over the training set per training run")
+    length.add_argument("--iterations", type=int,
+                        help="training iterations per run (default: the paper's, 50000 for lenet300)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: the paper's, 60)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser (default: the paper's, adam)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and controls (default: 0)")
+    p.add_argument("--subset", type=int,
+                   help="train on a seeded class-balanced sample of this many images (default: all)")
+    p.add_argument("--eval-every", type=int, default=100,
+                   help="iterations between evaluations on validation and test sets (default: 100)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--out", type=Path, required=True, help="folder for results.json and checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run already in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lthkit", description="Find lottery tickets (Frankle & Carbin, 2019).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("imp", help="iterative magnitude pruning with rewinding and controls",
+                         description="Iterative magnitude pruning: train, prune, rewind, repeat. Writes "
+                                     "OUT/results.json and a checkpoint per round.")
+    _add_training_options(imp)
+    imp.add_argument("--rounds", type=int, default=15, help="pruning rounds after the dense round 0 (default: 15)")
+    imp.add_argument("--controls", default=",".join(CONTROLS),
+                     help="comma-separated controls to train each round: reinit, random, or '' (default: reinit,random)")
+    imp.add_argument("--prune-rate",
+                     help="fraction of surviving weights removed per round: one rate (0.2) or per kind "
+                          "(conv=0.15,fc=0.2,output=0.1); default: the paper's for the model")
+    imp.add_argument("--global", dest="global_pruning", action="store_true",
+                     help="prune by magnitude across all layers at once instead of layer by layer")
+    imp.add_argument("--rewind-iteration", type=int, default=0,
+                     help="rewind survivors to their weights after this many iterations (default: 0, initialisation)")
+
+    train = sub.add_parser("train", help="train one dense network",
+                           description="Train one dense network exactly as IMP's round 0 does (the same as "
+                                       "'lthkit imp --rounds 0 --controls \'\''). Writes OUT/results.json.")
+    _add_training_options(train)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    settings = dict(
+        dataset=args.dataset, model=args.model, epochs=args.epochs, iterations=args.iterations,
+        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed, subset=args.subset,
+        eval_every=args.eval_every, device=args.device,
+    )
+    if args.command == "imp":
+        settings.update(
+            rounds=args.rounds, controls=args.controls, rewind_iteration=args.rewind_iteration,
+            global_pruning=args.global_pruning,
+            prune_rates=parse_prune_rates(args.prune_rate) if args.prune_rate else None,
+        )
+    else:
+        settings.update(rounds=0, controls=())
+    return make_config(**settings)
+
+
+def _print_departures(config: ExperimentConfig) -> None:
+    departures = config.departures_from_paper()
+    if departures:
+        print("Differs from Frankle & Carbin (2019):")
+        for name, (ours, theirs) in departures.items():
+            print(f"  {name}: {ours} (paper: {theirs})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.resume and args.overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: choose one")
+        _print_departures(config)
+
+        def report(r, arm, result, seconds):
+            name = "dense" if r == 0 else arm
+            print(f"round {r:2d}  {name:7s} test accuracy {result.test_accuracy:.4f}, early stop at iteration "
+                  f"{result.early_stop_iteration:5d} with {result.early_stop_test_accuracy:.4f}  ({seconds:.1f} s)",
+                  flush=True)
+
+        results = run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
+                          progress=not args.quiet, on_arm=report)
+        if args.command == "imp":
+            print(results.table())
+    except (ConfigError, DataMissingError) as err:
+        parser.exit(2, f"lthkit: error: {err}\n")
+    print(f"results in {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

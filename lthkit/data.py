@@ -1,0 +1,225 @@
+"""Datasets as tensors on the device, with the paper's splits.
+
+Lottery-ticket experiments train the same small network dozens of times, so the data
+is read once through ``torchvision.datasets``, cached on disk as ``uint8`` tensors, and
+held in memory as one normalised tensor per split. Training then slices batches out of
+that tensor: no per-sample Python, no DataLoader.
+
+Splits follow Frankle & Carbin: 5,000 training images are held out for validation
+(early stopping) and never trained on; the official test set is the test set.
+"""
+
+from __future__ import annotations
+
+import os
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+
+from lthkit.seeds import generator
+
+CACHE_VERSION = 1
+
+
+class DataMissingError(FileNotFoundError):
+    """The dataset is not on disk and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    torchvision_class: str
+    folder: str
+    files: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    val_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    train_pool: int
+    test_size: int
+
+    @property
+    def train_size(self) -> int:
+        return self.train_pool - self.val_size
+
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist", "MNIST", "MNIST/raw", _MNIST_FILES, (1, 28, 28), 10, 5000,
+        (0.1307,), (0.3081,), 60000, 10000,
+    ),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, (1, 28, 28), 10, 5000,
+        (0.2860,), (0.3530,), 60000, 10000,
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10", "CIFAR10", "cifar-10-batches-py",
+        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+         "test_batch", "batches.meta"),
+        (3, 32, 32), 10, 5000,
+        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 50000, 10000,
+    ),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: ``root`` if given, else ``$LTHKIT_DATA``, else the repository's ``data/``."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get("LTHKIT_DATA"):
+        return Path(os.environ["LTHKIT_DATA"])
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test tensors of one dataset, all on one device."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    subset: int | None = None,
+    split_seed: int = 0,
+    download: bool = True,
+) -> Splits:
+    """Load a dataset as normalised tensors with the paper's train/validation/test split.
+
+    ``subset`` keeps a seeded, class-balanced sample of that many training images (for
+    small budgets); validation and test sets stay whole so that accuracies stay comparable.
+    """
+    info = dataset_info(name)
+    if subset is not None and not (info.num_classes <= subset <= info.train_size):
+        raise ValueError(
+            f"subset={subset} is out of range for {name}: give at least {info.num_classes} "
+            f"(one per class) and at most {info.train_size} training images, or None for all"
+        )
+    images, labels, test_images, test_labels = _raw_tensors(info, data_root(root), download)
+
+    train_idx, val_idx = paper_split(len(labels), info.val_size, split_seed)
+    if subset is not None:
+        train_idx = _balanced_subset(train_idx, labels[train_idx], subset, info.num_classes, split_seed)
+
+    device = torch.device(device)
+    scale = (1.0 / (255.0 * torch.tensor(info.std))).view(1, -1, 1, 1).to(device)
+    shift = (torch.tensor(info.mean) / torch.tensor(info.std)).view(1, -1, 1, 1).to(device)
+
+    def split(x: torch.Tensor, y: torch.Tensor) -> Split:
+        x = x.to(device).to(torch.float32)
+        return Split(x.mul_(scale).sub_(shift), y.to(device, torch.long))
+
+    return Splits(
+        info,
+        split(images[train_idx], labels[train_idx]),
+        split(images[val_idx], labels[val_idx]),
+        split(test_images, test_labels),
+    )
+
+
+def paper_split(n: int, val_size: int, split_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the ``n`` official training images: (train, validation), disjoint, fixed by seed."""
+    order = torch.randperm(n, generator=generator("split", n, split_seed))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def _balanced_subset(idx: torch.Tensor, labels: torch.Tensor, size: int, classes: int, seed: int) -> torch.Tensor:
+    g = generator("subset", size, seed)
+    per_class = [size // classes + (1 if c < size % classes else 0) for c in range(classes)]
+    chosen = []
+    for c, k in enumerate(per_class):
+        members = idx[labels == c]
+        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return torch.cat(chosen).sort().values
+
+
+def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
+    """(train images, train labels, test images, test labels) as uint8/long tensors, NCHW."""
+    cache = root / "cache" / f"{info.name}.pt"
+    if cache.exists():
+        blob = torch.load(cache, weights_only=True)
+        if blob.get("version") == CACHE_VERSION:
+            return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"]
+    train_x, train_y = _read_torchvision(info, root, train=True, download=download)
+    test_x, test_y = _read_torchvision(info, root, train=False, download=download)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    torch.save({"version": CACHE_VERSION, "train_x": train_x, "train_y": train_y,
+                "test_x": test_x, "test_y": test_y}, tmp)
+    os.replace(tmp, cache)
+    return train_x, train_y, test_x, test_y
+
+
+def _read_torchvision(info: DatasetInfo, root: Path, *, train: bool, download: bool):
+    import torchvision
+
+    cls = getattr(torchvision.datasets, info.torchvision_class)
+    archives_here = all((root / info.folder / f).exists() for f in info.files)
+    try:
+        # With the archives present, torchvision checks their MD5 and unpacks them offline.
+        ds = cls(str(root), train=train, download=download or archives_here)
+    except (RuntimeError, URLError, OSError) as err:
+        raise DataMissingError(_missing_message(info, root, download, err)) from None
+    data = torch.as_tensor(ds.data)
+    if data.ndim == 3:
+        data = data.unsqueeze(1)
+    else:
+        data = data.permute(0, 3, 1, 2)
+    return data.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long)
+
+
+def _missing_message(info: DatasetInfo, root: Path, download: bool, err: Exception) -> str:
+    folder = root / info.folder
+    why = "downloading is switched off" if not download else f"the download failed ({str(err).splitlines()[0]})"
+    files = ", ".join(info.files)
+    source = (
+        "the archive cifar-10-python.tar.gz unpacked"
+        if info.name == "cifar10"
+        else "the official archives"
+    )
+    return (
+        f"{info.torchvision_class} is not in {folder} and {why}. "
+        f"Place {source} there ({files}), or run once on a machine that is online, "
+        f"or set LTHKIT_DATA to a folder that already holds them."
+    )
+
+
+def iterations_per_epoch(train_size: int, batch_size: int) -> int:
+    """Batches in one pass over the training set; the last batch may be smaller."""
+    return math.ceil(train_size / batch_size)

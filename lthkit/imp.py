@@ -1,0 +1,189 @@
+"""Iterative magnitude pruning (IMP): train, prune, rewind, repeat, with the controls.
+
+Round 0 trains the dense network. Every later round takes the previous round's trained
+ticket, removes the smallest-magnitude fraction of its surviving weights, rewinds the
+survivors to the rewind point (initialisation, or iteration k) and trains again. With the
+same mask, the controls ask whether the initialisation matters:
+
+- ``reinit``: the same mask on fresh random weights;
+- ``random``: a random mask with the same number of weights per layer, on the rewind point.
+
+At round 0 every mask is full, so the controls would only repeat the dense network; they
+start at round 1.
+
+When a folder is given, each arm's result is written to ``results.json`` as soon as it is
+known, and each round's mask and trained weights to ``round_NN.pt``. A killed run started
+again with ``resume=True`` skips what is done and ends with the very results an
+uninterrupted run gives: every random stream is seeded from ``(seed, round, arm)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from lthkit.config import ConfigError, ExperimentConfig
+from lthkit.data import Splits, dataset_info, load_dataset
+from lthkit.masks import Mask, prune_by_magnitude, prune_globally, random_mask_like
+from lthkit.models import build_model, prunable_layers
+from lthkit.results import ArmResult, Results, RoundResult, write_json
+from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
+from lthkit.seeds import derive_seed, generator
+from lthkit.train import train
+
+RESULTS = "results.json"
+TIMINGS = "timings.json"
+REWIND_POINT = "rewind_point.pt"
+
+
+def _round_file(r: int) -> str:
+    return f"round_{r:02d}.pt"
+
+
+def arms_of_round(config: ExperimentConfig, r: int) -> list[str]:
+    return ["ticket"] + (list(config.controls) if r > 0 else [])
+
+
+def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bool, overwrite: bool) -> Results:
+    """Check ``out_dir`` before any work and return the results it already holds (maybe none)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is a file: choose another --out")
+    path = out / RESULTS
+    ours = json.loads(json.dumps(config.to_dict()))
+    if path.exists() and overwrite:
+        for f in [path, out / TIMINGS, out / REWIND_POINT, *out.glob("round_*.pt")]:
+            f.unlink(missing_ok=True)
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        return Results(ours)
+    previous = Results.load(path)
+    if not resume:
+        raise ConfigError(
+            f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Pass --resume to continue "
+            f"it, --overwrite to replace it, or choose another --out"
+        )
+    if previous.config != ours:
+        diffs = ", ".join(
+            f"{k}: {ours.get(k)!r} now, {previous.config.get(k)!r} there"
+            for k in sorted(set(ours) | set(previous.config)) if ours.get(k) != previous.config.get(k)
+        )
+        raise ConfigError(
+            f"{out} holds a run with a different configuration ({diffs}). Resume it with the same settings, "
+            f"pass --overwrite to replace it, or choose another --out"
+        )
+    return previous
+
+
+def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask) -> Mask:
+    """The paper's pruning step: layer-wise rates per kind, or one global rate."""
+    if config.global_pruning:
+        return prune_globally(trained, mask, next(iter(config.prune_rates.values())))
+    kinds = prunable_layers(trained)
+    return prune_by_magnitude(trained, mask, {n: config.prune_rates[k] for n, k in kinds.items()})
+
+
+def run_imp(
+    config: ExperimentConfig,
+    out_dir: str | Path | None = None,
+    *,
+    data: Splits | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_arm: Callable[[int, str, ArmResult, float], None] | None = None,
+) -> Results:
+    """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
+
+    ``on_arm(round, arm, result, seconds)`` is called after each training, for progress
+    reports. ``data`` may be passed to reuse tensors already loaded.
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
+    if data is None:
+        data = load_dataset(config.dataset, device=config.device, subset=config.subset)
+    elif data.info.name != config.dataset or len(data.train) != config.train_size:
+        raise ConfigError(
+            f"the data passed in ({data.info.name}, {len(data.train)} training images) is not what the "
+            f"config asks for ({config.dataset}, {config.train_size})"
+        )
+    timings = json.loads((out / TIMINGS).read_text()) if out and (out / TIMINGS).exists() else {}
+    shape, classes = data.info.input_shape, data.info.num_classes
+    tc = config.train_config()
+    k = config.rewind_iteration
+
+    def fresh():
+        return build_model(config.model, shape, classes, seed=config.seed)
+
+    rewind_point = Snapshot.load(out / REWIND_POINT) if out and (out / REWIND_POINT).exists() else None
+    if rewind_point is None and k == 0:
+        rewind_point = Snapshot.of(fresh(), 0)
+        if out:
+            rewind_point.save(out / REWIND_POINT)
+
+    def record(r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
+        while len(results.rounds) <= r:
+            results.rounds.append(RoundResult(
+                len(results.rounds), mask.weights_remaining(),
+                {n: v["weights_remaining"] for n, v in mask.report().items()},
+            ))
+        results.rounds[r].arms[arm] = result
+        timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
+        if out:
+            results.save(out / RESULTS)
+            write_json(out / TIMINGS, timings)
+        if on_arm:
+            on_arm(r, arm, result, seconds)
+
+    def done(r: int, arm: str) -> bool:
+        return r < len(results.rounds) and arm in results.rounds[r].arms
+
+    mask, trained = Mask.ones_like(fresh()), None
+    for r in range(config.rounds + 1):
+        if r > 0:
+            mask = next_mask(config, trained, mask)
+        if done(r, "ticket") and out and (out / _round_file(r)).exists():
+            blob = torch.load(out / _round_file(r), weights_only=True)
+            trained = fresh()
+            trained.load_state_dict(blob["trained"])
+        else:
+            trained = fresh() if r == 0 else rewind_to(fresh(), rewind_point, mask)
+            start = time.perf_counter()
+            run = train(trained, data, tc, mask=mask, start_iteration=0 if r == 0 else k,
+                        snapshot_at=k if r == 0 and k > 0 else None, progress=progress, desc=f"round {r} ticket")
+            if run.snapshot is not None:
+                rewind_point = run.snapshot
+                if out:
+                    rewind_point.save(out / REWIND_POINT)
+            if out:
+                torch.save({"mask": mask.state_dict(), "trained": {n: v.cpu() for n, v in trained.state_dict().items()}},
+                           out / _round_file(r))
+            record(r, mask, "ticket", run.result, time.perf_counter() - start)
+        for arm in arms_of_round(config, r)[1:]:
+            if done(r, arm):
+                continue
+            model = fresh()
+            if arm == "reinit":
+                arm_mask = mask
+                reinitialize(model, mask, derive_seed("reinit", config.seed, r))
+            else:
+                arm_mask = random_mask_like(mask, generator("random-mask", config.seed, r))
+                rewind_to(model, rewind_point, arm_mask)
+            start = time.perf_counter()
+            run = train(model, data, tc, mask=arm_mask, start_iteration=k, progress=progress, desc=f"round {r} {arm}")
+            record(r, mask, arm, run.result, time.perf_counter() - start)
+    return results
+
+
+def load_ticket(out_dir: str | Path, r: int) -> Ticket:
+    """The ticket of round ``r`` of a saved run: that round's mask on the rewound weights."""
+    out = Path(out_dir)
+    config = json.loads((out / RESULTS).read_text())["config"]
+    info = dataset_info(config["dataset"])
+    mask = Mask.from_state_dict(torch.load(out / _round_file(r), weights_only=True)["mask"])
+    return Ticket(config["model"], info.input_shape, info.num_classes, mask, Snapshot.load(out / REWIND_POINT))
+

@@ -1,0 +1,135 @@
+"""The paper's networks, by name, with their initialisation and training hyperparameters.
+
+Frankle & Carbin (2019) use LeNet-300-100 on MNIST and the VGG-like Conv-2/4/6 on
+CIFAR-10, all initialised with Gaussian Glorot (``xavier_normal_``). Each entry of
+``MODELS`` carries the paper's hyperparameters for that network, so a run that names only
+the model gets the paper's settings, and every departure from them is explicit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lthkit.seeds import generator
+
+
+@dataclass(frozen=True)
+class PaperSetup:
+    """Hyperparameters of Frankle & Carbin (2019), Figure 2 and Appendix."""
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    iterations: int
+    prune_rates: dict[str, float]
+
+
+class LeNet300(nn.Module):
+    """LeNet-300-100: two hidden fully-connected layers of 300 and 100 units."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int = 10):
+        super().__init__()
+        self.fc1 = nn.Linear(math.prod(input_shape), 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(x.flatten(1)))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class ConvNet(nn.Module):
+    """Conv-2/4/6: pairs of 3x3 convolutions, each pair followed by 2x2 max-pooling, then FC 256-256."""
+
+    def __init__(self, widths: tuple[int, ...], input_shape: tuple[int, ...], num_classes: int = 10):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, side = input_shape[0], input_shape[1]
+        for i, width in enumerate(widths):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+            channels = width
+            if i % 2 == 1:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+        self.features = nn.Sequential(*layers)
+        self.fc1 = nn.Linear(channels * side * side, 256)
+        self.fc2 = nn.Linear(256, 256)
+        self.fc3 = nn.Linear(256, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x).flatten(1)
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: type
+    args: tuple
+    paper: PaperSetup
+
+
+MODELS: dict[str, ModelSpec] = {
+    "lenet300": ModelSpec(LeNet300, (), PaperSetup("adam", 1.2e-3, 60, 50_000, {"fc": 0.2, "output": 0.1})),
+    "conv2": ModelSpec(ConvNet, ((64, 64),), PaperSetup("adam", 2e-4, 60, 20_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
+    "conv4": ModelSpec(ConvNet, ((64, 64, 128, 128),),
+                       PaperSetup("adam", 3e-4, 60, 25_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
+    "conv6": ModelSpec(ConvNet, ((64, 64, 128, 128, 256, 256),),
+                       PaperSetup("adam", 3e-4, 60, 30_000, {"conv": 0.15, "fc": 0.2, "output": 0.1})),
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int = 10, *, seed: int = 0) -> nn.Module:
+    """A freshly initialised network; the same ``seed`` gives the same weights bit for bit."""
+    spec = model_spec(name)
+    model = spec.build(*spec.args, input_shape, num_classes)
+    init_weights(model, seed)
+    return model
+
+
+def init_weights(model: nn.Module, seed: int) -> None:
+    """Gaussian Glorot weights and zero biases, as in the paper."""
+    g = generator("init", seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_normal_(module.weight, generator=g)
+                nn.init.zeros_(module.bias)
+
+
+def prunable_layers(model: nn.Module) -> dict[str, str]:
+    """Weight names to their kind: ``conv``, ``fc`` or ``output`` (the last linear layer).
+
+    Only weights are pruned; biases, as in the paper, are not.
+    """
+    kinds: dict[str, str] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            kinds[f"{name}.weight"] = "conv"
+        elif isinstance(module, nn.Linear):
+            kinds[f"{name}.weight"] = "fc"
+    last_linear = [n for n, k in kinds.items() if k == "fc"][-1]
+    kinds[last_linear] = "output"
+    return kinds
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total parameters, and how many of them are prunable weights."""
+    prunable = set(prunable_layers(model))
+    params = dict(model.named_parameters())
+    return {
+        "total": sum(p.numel() for p in params.values()),
+        "prunable": sum(params[n].numel() for n in prunable),
+    }

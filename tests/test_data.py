@@ -1,0 +1,115 @@
+import pytest
+import torch
+import torchvision
+
+from cifar_fixture import write_synthetic_cifar10
+from lthkit.data import DataMissingError, dataset_info, load_dataset, paper_split
+
+
+def test_paper_split_is_disjoint_complete_and_fixed_by_seed():
+    train, val = paper_split(60000, 5000, split_seed=0)
+    assert len(train) == 55000 and len(val) == 5000
+    assert torch.equal(torch.cat([train, val]).sort().values, torch.arange(60000))
+    again_train, again_val = paper_split(60000, 5000, split_seed=0)
+    assert torch.equal(train, again_train) and torch.equal(val, again_val)
+    assert not torch.equal(val, paper_split(60000, 5000, split_seed=1)[1])
+
+
+def test_real_mnist_has_the_papers_splits_normalised(mnist):
+    assert mnist.train.x.shape == (55000, 1, 28, 28)
+    assert mnist.val.x.shape == (5000, 1, 28, 28)
+    assert mnist.test.x.shape == (10000, 1, 28, 28)
+    assert mnist.train.x.dtype == torch.float32 and mnist.train.y.dtype == torch.long
+    assert abs(mnist.train.x.mean().item()) < 0.01 and abs(mnist.train.x.std().item() - 1) < 0.01
+    # Every digit appears in each split, in roughly its usual share.
+    for split in (mnist.train, mnist.val, mnist.test):
+        share = torch.bincount(split.y, minlength=10).float() / len(split)
+        assert share.min() > 0.08 and share.max() < 0.12
+
+
+def test_validation_images_are_not_training_images(mnist):
+    train = {hash(row.numpy().tobytes()) for row in mnist.train.x.flatten(1)[:55000:11]}
+    val = {hash(row.numpy().tobytes()) for row in mnist.val.x.flatten(1)}
+    # MNIST has a handful of exact duplicate images; a leaked split would share ~500 of these.
+    assert len(train & val) < 5
+
+
+def test_second_load_comes_from_the_cache_and_is_identical(mnist, monkeypatch):
+    def no_torchvision(*args, **kwargs):
+        raise AssertionError("a cached load must not read through torchvision")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", no_torchvision)
+    again = load_dataset("mnist")
+    assert torch.equal(again.train.x, mnist.train.x) and torch.equal(again.test.y, mnist.test.y)
+
+
+def test_balanced_subset_is_seeded_and_class_balanced(mnist):
+    small = load_dataset("mnist", subset=1003)
+    counts = torch.bincount(small.train.y, minlength=10)
+    assert len(small.train) == 1003 and counts.max() - counts.min() <= 1
+    assert torch.equal(load_dataset("mnist", subset=1003).train.x, small.train.x)
+    assert len(small.val) == 5000 and len(small.test) == 10000
+
+
+@pytest.mark.parametrize("subset", [0, 5, 55001])
+def test_subset_out_of_range_is_refused(subset, mnist):
+    with pytest.raises(ValueError, match="subset"):
+        load_dataset("mnist", subset=subset)
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(ValueError, match="mnist, fashion-mnist, cifar10"):
+        dataset_info("imagenet")
+
+
+def test_missing_data_offline_says_where_and_which_files(tmp_path):
+    with pytest.raises(DataMissingError) as err:
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+    message = str(err.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert name in message
+    assert "LTHKIT_DATA" in message
+
+
+def test_failed_download_gives_the_same_clear_error(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    with pytest.raises(DataMissingError, match="the download failed"):
+        load_dataset("mnist", root=tmp_path, download=True)
+
+
+def test_lthkit_data_environment_variable_chooses_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTHKIT_DATA", str(tmp_path))
+    with pytest.raises(DataMissingError, match=str(tmp_path)):
+        load_dataset("mnist", download=False)
+
+
+@pytest.fixture
+def synthetic_cifar(tmp_path, monkeypatch):
+    """The fixture's images are random, so torchvision's MD5 checks are switched off for it alone."""
+    write_synthetic_cifar10(tmp_path, per_batch=1100, test=500)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: __import__("os").path.isfile(path))
+    return tmp_path
+
+
+def test_cifar10_path_reads_torchvisions_format(synthetic_cifar):
+    data = load_dataset("cifar10", root=synthetic_cifar)
+    assert data.train.x.shape == (500, 3, 32, 32)
+    assert data.val.x.shape == (5000, 3, 32, 32)
+    assert data.test.x.shape == (500, 3, 32, 32)
+    raw = torchvision.datasets.CIFAR10(str(synthetic_cifar), train=False)
+    first = torch.as_tensor(raw.data[0]).permute(2, 0, 1).float() / 255
+    mean = torch.tensor(dataset_info("cifar10").mean).view(3, 1, 1)
+    std = torch.tensor(dataset_info("cifar10").std).view(3, 1, 1)
+    assert torch.allclose(data.test.x[0], (first - mean) / std, atol=1e-5)
+    assert data.test.y[0].item() == raw.targets[0]
+    assert (synthetic_cifar / "cache" / "cifar10.pt").exists()
+
+
+def test_missing_cifar10_names_the_batch_files(tmp_path):
+    with pytest.raises(DataMissingError) as err:
+        load_dataset("cifar10", root=tmp_path, download=False)
+    assert "cifar-10-batches-py" in str(err.value) and "data_batch_1" in str(err.value)

@@ -1,0 +1,52 @@
+import math
+
+import pytest
+import torch
+
+from lthkit.models import MODELS, build_model, count_parameters, prunable_layers
+
+
+def test_lenet300_has_the_papers_shape_and_parameter_count():
+    model = build_model("lenet300", (1, 28, 28))
+    assert [tuple(p.shape) for n, p in model.named_parameters() if n.endswith("weight")] == [
+        (300, 784), (100, 300), (10, 100)]
+    assert count_parameters(model) == {"total": 266610, "prunable": 266200}
+    assert prunable_layers(model) == {"fc1.weight": "fc", "fc2.weight": "fc", "fc3.weight": "output"}
+
+
+@pytest.mark.parametrize("name,convs", [("conv2", 2), ("conv4", 4), ("conv6", 6)])
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
+def test_conv_nets_fit_the_input_shape(name, convs, shape):
+    model = build_model(name, shape)
+    assert model(torch.zeros(2, *shape)).shape == (2, 10)
+    kinds = list(prunable_layers(model).values())
+    assert kinds == ["conv"] * convs + ["fc", "fc", "output"]
+    widths = [m.out_channels for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [64, 64, 128, 128, 256, 256][:convs]
+    assert model.fc1.out_features == 256 and model.fc2.out_features == 256
+
+
+def test_conv2_on_cifar_has_the_papers_weight_count():
+    # Frankle & Carbin, Figure 2: Conv-2 has 4.3M weights (conv 38K, FC 4.1M + 2.6K output)
+    weights = count_parameters(build_model("conv2", (3, 32, 32)))["prunable"]
+    assert weights == 3 * 64 * 9 + 64 * 64 * 9 + 16 * 16 * 64 * 256 + 256 * 256 + 256 * 10
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = (build_model("lenet300", (1, 28, 28), seed=s) for s in (3, 3, 4))
+    for (n, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+        if n.endswith("weight"):
+            assert not torch.equal(pa, pc)
+
+
+def test_initialisation_is_gaussian_glorot_with_zero_biases():
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    w = model.fc1.weight
+    assert abs(w.std().item() - math.sqrt(2 / (784 + 300))) < 2e-3
+    assert torch.count_nonzero(model.fc1.bias) == 0
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match=", ".join(MODELS)):
+        build_model("resnet1000", (1, 28, 28))
