@@ -131,11 +131,11 @@ def make_config(**settings) -> ExperimentConfig:
     rounds = settings.get("rounds", 15)
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         raise ConfigError(f"rounds must be a whole number of pruning rounds, 0 or more, got {rounds!r}")
-    batch_size = _positive_int("batch_size", settings.get("batch_size") or paper.batch_size)
-    optimizer = settings.get("optimizer") or paper.optimizer
+    batch_size = _positive_int("batch_size", settings.get("batch_size", paper.batch_size))
+    optimizer = settings.get("optimizer", paper.optimizer)
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    lr = settings.get("lr") or paper.lr
+    lr = settings.get("lr", paper.lr)
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or math.isinf(lr):
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
 
@@ -151,15 +151,15 @@ def make_config(**settings) -> ExperimentConfig:
     train_size = subset if subset is not None else info.train_size
 
     epochs = settings.get("epochs")
-    iterations = settings.get("iterations") or 0
+    iterations = settings.get("iterations")
     if epochs is not None:
         if not isinstance(epochs, (int, float)) or isinstance(epochs, bool) or not epochs > 0:
             raise ConfigError(f"epochs must be a positive number, got {epochs!r}")
         from_epochs = max(1, round(epochs * iterations_per_epoch(train_size, batch_size)))
-        if iterations and iterations != from_epochs:
+        if iterations is not None and iterations != from_epochs:
             raise ConfigError(f"give epochs or iterations, not both ({epochs} epochs are {from_epochs} iterations)")
         iterations = from_epochs
-    elif not iterations:
+    elif iterations is None:
         iterations = paper.iterations
     _positive_int("iterations", iterations)
 

@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+
+from lthkit.config import ConfigError, make_config
+from lthkit.imp import load_ticket, run_imp
+from lthkit.models import build_model
+from lthkit.rewind import Snapshot
+
+
+def small_config(**changes):
+    settings = dict(dataset="mnist", model="lenet300", rounds=2, iterations=40, eval_every=20,
+                    subset=600, seed=0, device="cpu", prune_rates={"fc": 0.5, "output": 0.3})
+    return make_config(**{**settings, **changes})
+
+
+def test_rounds_arms_and_weights_remaining(mnist_small, tmp_path):
+    results = run_imp(small_config(), tmp_path, data=mnist_small, progress=False)
+    assert [r.round for r in results.rounds] == [0, 1, 2]
+    assert list(results.rounds[0].arms) == ["ticket"]
+    assert all(list(r.arms) == ["ticket", "reinit", "random"] for r in results.rounds[1:])
+    fc1, fc3 = 235200, 1000
+    assert results.rounds[1].layer_weights_remaining == {
+        "fc1.weight": 0.5, "fc2.weight": 0.5, "fc3.weight": 0.7}
+    alive = (fc1 // 4) + 30000 // 4 + 490
+    assert results.rounds[2].weights_remaining == pytest.approx(alive / 266200)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rounds"][1]["arms"]["ticket"]["early_stop_iteration"] == results.rounds[1].arms["ticket"].early_stop_iteration
+    assert {"round", "weights_remaining", "arms"} <= set(saved["rounds"][0])
+    assert set(saved["rounds"][1]["arms"]["reinit"]) >= {"test_accuracy", "early_stop_iteration",
+                                                         "early_stop_test_accuracy", "curve"}
+
+
+def test_ticket_is_the_mask_on_the_rewound_initialisation(mnist_small, tmp_path):
+    run_imp(small_config(), tmp_path, data=mnist_small, progress=False)
+    ticket = load_ticket(tmp_path, 2)
+    init = build_model("lenet300", (1, 28, 28), seed=0)
+    model = ticket.to_model()
+    for name, m in ticket.mask.items():
+        assert torch.equal(dict(model.named_parameters())[name], dict(init.named_parameters())[name] * m)
+    trained_round1 = torch.load(tmp_path / "round_01.pt", weights_only=True)["trained"]
+    # The round-2 mask keeps the largest-magnitude half of round 1's trained survivors.
+    w, m1, m2 = trained_round1["fc2.weight"].abs(), load_ticket(tmp_path, 1).mask["fc2.weight"], ticket.mask["fc2.weight"]
+    assert w[(m2 == 0) & (m1 == 1)].max() <= w[m2 == 1].min()
+
+
+def test_same_seed_gives_an_identical_results_file(mnist_small, tmp_path):
+    run_imp(small_config(), tmp_path / "a", data=mnist_small, progress=False)
+    run_imp(small_config(), tmp_path / "b", data=mnist_small, progress=False)
+    assert (tmp_path / "a" / "results.json").read_bytes() == (tmp_path / "b" / "results.json").read_bytes()
+    run_imp(small_config(seed=1), tmp_path / "c", data=mnist_small, progress=False)
+    assert (tmp_path / "a" / "results.json").read_bytes() != (tmp_path / "c" / "results.json").read_bytes()
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 5])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(mnist_small, tmp_path, stop_after):
+    config = small_config(rewind_iteration=10)
+    whole = run_imp(config, tmp_path / "whole", data=mnist_small, progress=False)
+    trained = []
+
+    def killer(r, arm, result, seconds):
+        trained.append((r, arm))
+        if len(trained) == stop_after:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, on_arm=killer)
+    again = []
+    resumed = run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, resume=True,
+                      on_arm=lambda r, arm, *_: again.append((r, arm)))
+    assert again[0] != trained[0] and len(trained) + len(again) == 7  # nothing trained twice
+    assert resumed.to_dict() == whole.to_dict()
+    assert (tmp_path / "cut" / "results.json").read_bytes() == (tmp_path / "whole" / "results.json").read_bytes()
+
+
+def test_late_rewinding_rewinds_to_iteration_k(mnist_small, tmp_path):
+    results = run_imp(small_config(rewind_iteration=20, rounds=1), tmp_path, data=mnist_small, progress=False)
+    assert results.rounds[0].arms["ticket"].curve[0].iteration == 0
+    for arm in ("ticket", "reinit", "random"):
+        assert results.rounds[1].arms[arm].curve[0].iteration == 20
+    point = Snapshot.load(tmp_path / "rewind_point.pt")
+    assert point.iteration == 20
+    assert not torch.equal(point.state["fc1.weight"], build_model("lenet300", (1, 28, 28)).fc1.weight)
+
+
+def test_global_pruning_round(mnist_small, tmp_path):
+    results = run_imp(small_config(global_pruning=True, prune_rates={"fc": 0.3, "output": 0.3}, rounds=1,
+                                   controls=()), tmp_path, data=mnist_small, progress=False)
+    assert results.rounds[1].weights_remaining == pytest.approx(1 - 0.3, abs=1e-5)
+    assert list(results.rounds[1].arms) == ["ticket"]
+
+
+def test_a_folder_holding_another_run_is_refused_before_any_work(mnist_small, tmp_path):
+    run_imp(small_config(rounds=0), tmp_path, data=mnist_small, progress=False)
+    with pytest.raises(ConfigError, match="already holds a run.*--resume.*--overwrite"):
+        run_imp(small_config(rounds=0), tmp_path, data=None, progress=False)
+    with pytest.raises(ConfigError, match="different configuration.*seed: 3 now, 0 there"):
+        run_imp(small_config(rounds=0, seed=3), tmp_path, data=None, resume=True, progress=False)
+    replaced = run_imp(small_config(rounds=0, seed=3), tmp_path, data=mnist_small, overwrite=True, progress=False)
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["seed"] == 3 == replaced.config["seed"]
+
+
+def test_data_that_does_not_match_the_config_is_refused(mnist_small):
+    with pytest.raises(ConfigError, match="not what the config asks for"):
+        run_imp(small_config(subset=1000), data=mnist_small, progress=False)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from lthkit.models import build_model
+from lthkit.results import ArmResult
+from lthkit.train import BatchOrder, TrainConfig, evaluate, resolve_device, train
+
+
+def test_curve_records_every_evaluation_and_early_stop_is_minimum_validation_loss(mnist_small):
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    run = train(model, mnist_small, TrainConfig(iterations=250, eval_every=100), progress=False)
+    curve = run.result.curve
+    assert [p.iteration for p in curve] == [0, 100, 200, 250]
+    best = min(curve, key=lambda p: p.val_loss)
+    assert run.result.early_stop_iteration == best.iteration
+    assert run.result.early_stop_test_accuracy == best.test_accuracy
+    assert run.result.test_accuracy == curve[-1].test_accuracy
+    assert curve[0].val_accuracy < 0.3 < 0.8 < curve[-1].val_accuracy
+    assert curve[-1].train_loss < curve[0].train_loss
+    val_loss, val_acc = evaluate(model, mnist_small.val)
+    assert (val_loss, val_acc) == pytest.approx((curve[-1].val_loss, curve[-1].val_accuracy))
+
+
+def test_same_seed_same_run_bit_for_bit(mnist_small):
+    runs = []
+    for _ in range(2):
+        model = build_model("lenet300", (1, 28, 28), seed=7)
+        runs.append((train(model, mnist_small, TrainConfig(iterations=60, eval_every=20, data_seed=3),
+                           progress=False).result, model.fc1.weight.detach().clone()))
+    assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
+
+
+def test_each_epoch_visits_every_training_example_once():
+    order = BatchOrder(train_size=130, batch_size=60, data_seed=0, device=torch.device("cpu"))
+    assert order.per_epoch == 3
+    epoch0 = torch.cat([order(i) for i in range(3)])
+    epoch1 = torch.cat([order(i) for i in range(3, 6)])
+    assert torch.equal(epoch0.sort().values, torch.arange(130))
+    assert len(order(2)) == 10
+    assert not torch.equal(epoch0, epoch1)
+
+
+def test_batch_order_depends_only_on_the_iteration():
+    """Training resumed at a rewind iteration sees the batches an uninterrupted run saw."""
+    a = BatchOrder(1000, 60, 4, torch.device("cpu"))
+    b = BatchOrder(1000, 60, 4, torch.device("cpu"))
+    seq = [a(i) for i in range(40)]
+    assert all(torch.equal(b(i), seq[i]) for i in range(25, 40))
+
+
+def test_late_start_curve_begins_at_the_start_iteration(mnist_small):
+    model = build_model("lenet300", (1, 28, 28))
+    run = train(model, mnist_small, TrainConfig(iterations=120, eval_every=50), start_iteration=30, progress=False)
+    assert [p.iteration for p in run.result.curve] == [30, 50, 100, 120]
+
+
+def test_bad_training_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        TrainConfig(iterations=10, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="iterations must be a positive whole number"):
+        TrainConfig(iterations=0)
+    with pytest.raises(ValueError, match="start_iteration 10"):
+        train(build_model("lenet300", (1, 28, 28)), None, TrainConfig(iterations=10), start_iteration=10)
+
+
+def test_device_choice():
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_arm_result_round_trips_through_json():
+    import json
+    from dataclasses import asdict
+
+    from lthkit.results import CurvePoint
+
+    result = ArmResult.from_curve([CurvePoint(0, 2.3, 2.2, 0.1, 0.1), CurvePoint(100, 0.4, 0.3, 0.9, 0.91)])
+    assert ArmResult.from_dict(json.loads(json.dumps(asdict(result)))) == result
