@@ -1,4 +1,4 @@
-# Two commands from a bare machine with Python 3.10+ and pip:
+# Two commands from a bare machine with Python 3.11+ and pip:
 #   make lab    set everything up and open the course in JupyterLab
 #   make test   set everything up and run every test
 PYTHON ?= python3

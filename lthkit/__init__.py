@@ -6,7 +6,7 @@ One module per idea: ``data`` (datasets as tensors), ``models`` (the paper's net
 (plain data to and from JSON), ``config`` (one checked configuration), ``cli``.
 """
 
-from lthkit.config import ConfigError, ExperimentConfig, make_config, with_changes
+from lthkit.config import ConfigError, ExperimentConfig, make_config
 from lthkit.data import DataMissingError, Splits, load_dataset
 from lthkit.imp import load_ticket, run_imp
 from lthkit.masks import (
@@ -30,5 +30,5 @@ __all__ = [
     "RoundResult", "Snapshot", "Splits", "Ticket", "TrainConfig", "build_model", "count_parameters",
     "evaluate", "from_torch_prune", "load_dataset", "load_ticket", "make_config", "prunable_layers",
     "prune_by_magnitude", "prune_globally", "prune_randomly", "random_mask_like", "reinitialize",
-    "resolve_device", "rewind_to", "run_imp", "to_torch_prune", "train", "with_changes",
+    "resolve_device", "rewind_to", "run_imp", "to_torch_prune", "train",
 ]

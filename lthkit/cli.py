@@ -17,7 +17,8 @@ from lthkit.models import MODELS
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", choices=list(DATASETS), help="dataset (default: mnist)")
+    p.add_argument("--dataset", choices=list(DATASETS),
+                   help="dataset (default: the paper's for the model: mnist for lenet300, cifar10 for conv2/4/6)")
     p.add_argument("--model", default="lenet300", choices=list(MODELS), help="network (default: lenet300)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, help="passes over the training set per training run")

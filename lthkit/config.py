@@ -70,7 +70,7 @@ class ExperimentConfig:
         """Each setting that differs from Frankle & Carbin's for this model: name -> (ours, paper's)."""
         paper = model_spec(self.model).paper
         theirs = {
-            "optimizer": paper.optimizer, "lr": paper.lr, "batch_size": paper.batch_size,
+            "dataset": paper.dataset, "optimizer": paper.optimizer, "lr": paper.lr, "batch_size": paper.batch_size,
             "iterations": paper.iterations, "prune_rates": paper.prune_rates,
             "global_pruning": False, "rewind_iteration": 0, "subset": None, "eval_every": 100,
         }
@@ -120,13 +120,13 @@ def make_config(**settings) -> ExperimentConfig:
     unknown = set(settings) - known
     if unknown:
         raise ConfigError(f"unknown settings {sorted(unknown)}: known ones are {sorted(known)}")
-    dataset = settings.get("dataset", "mnist")
     model = settings.get("model", "lenet300")
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
     paper = model_spec(model).paper
+    dataset = settings.get("dataset", paper.dataset)
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
 
     rounds = settings.get("rounds", 15)
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
@@ -153,7 +153,7 @@ def make_config(**settings) -> ExperimentConfig:
     epochs = settings.get("epochs")
     iterations = settings.get("iterations")
     if epochs is not None:
-        if not isinstance(epochs, (int, float)) or isinstance(epochs, bool) or not epochs > 0:
+        if not isinstance(epochs, (int, float)) or isinstance(epochs, bool) or not 0 < epochs < math.inf:
             raise ConfigError(f"epochs must be a positive number, got {epochs!r}")
         from_epochs = max(1, round(epochs * iterations_per_epoch(train_size, batch_size)))
         if iterations is not None and iterations != from_epochs:
@@ -167,7 +167,12 @@ def make_config(**settings) -> ExperimentConfig:
     bad_kinds = set(rates) - set(KINDS)
     if bad_kinds:
         raise ConfigError(f"unknown layer kinds {sorted(bad_kinds)} in prune rates: use {', '.join(KINDS)}")
-    global_pruning = bool(settings.get("global_pruning", False))
+    absent = set(rates) - set(paper.prune_rates)
+    if absent and set(rates) != set(KINDS):
+        raise ConfigError(f"{model} has no {', '.join(sorted(absent))} layers: give rates for {', '.join(paper.prune_rates)}")
+    global_pruning = settings.get("global_pruning", False)
+    if not isinstance(global_pruning, bool):
+        raise ConfigError(f"global_pruning must be True or False, got {global_pruning!r}")
     if global_pruning:
         if len(set(rates.values())) > 1:
             raise ConfigError("global pruning takes one rate for every layer, such as --prune-rate 0.2")
@@ -210,11 +215,3 @@ def make_config(**settings) -> ExperimentConfig:
         global_pruning=global_pruning, rewind_iteration=rewind_iteration, controls=controls,
         seed=seed, subset=subset, eval_every=eval_every, device=_device(settings.get("device", "auto")),
     )
-
-
-def with_changes(config: ExperimentConfig, **changes) -> ExperimentConfig:
-    """A checked copy of ``config`` with some settings changed."""
-    d = config.to_dict()
-    if "epochs" in changes or "iterations" in changes or "batch_size" in changes or "subset" in changes:
-        d["iterations"] = None if d["epochs"] is not None else d["iterations"]
-    return make_config(**{**d, **changes})

@@ -11,8 +11,9 @@ Splits follow Frankle & Carbin: 5,000 training images are held out for validatio
 
 from __future__ import annotations
 
-import os
 import math
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -160,13 +161,18 @@ def paper_split(n: int, val_size: int, split_seed: int = 0) -> tuple[torch.Tenso
 
 
 def _balanced_subset(idx: torch.Tensor, labels: torch.Tensor, size: int, classes: int, seed: int) -> torch.Tensor:
+    """``size`` indices, as evenly spread over classes as the classes allow.
+
+    Each class is shuffled; images are then dealt round-robin, one per class at a time, so a
+    class that runs out simply stops contributing and the total is always ``size``.
+    """
     g = generator("subset", size, seed)
-    per_class = [size // classes + (1 if c < size % classes else 0) for c in range(classes)]
-    chosen = []
-    for c, k in enumerate(per_class):
-        members = idx[labels == c]
-        chosen.append(members[torch.randperm(len(members), generator=g)[:k]])
-    return torch.cat(chosen).sort().values
+    rank = torch.empty(len(idx), dtype=torch.long)
+    for c in range(classes):
+        members = (labels == c).nonzero().flatten()
+        rank[members[torch.randperm(len(members), generator=g)]] = torch.arange(len(members))
+    order = torch.argsort(rank * classes + labels, stable=True)
+    return idx[order[:size]].sort().values
 
 
 def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
@@ -178,11 +184,14 @@ def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
             return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"]
     train_x, train_y = _read_torchvision(info, root, train=True, download=download)
     test_x, test_y = _read_torchvision(info, root, train=False, download=download)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"version": CACHE_VERSION, "train_x": train_x, "train_y": train_y,
-                "test_x": test_x, "test_y": test_y}, tmp)
-    os.replace(tmp, cache)
+    blob = {"version": CACHE_VERSION, "train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, cache)
+    except OSError as err:
+        warnings.warn(f"could not cache {info.name} in {cache.parent} ({err}); loads stay slower but correct")
     return train_x, train_y, test_x, test_y
 
 
@@ -208,15 +217,14 @@ def _missing_message(info: DatasetInfo, root: Path, download: bool, err: Excepti
     folder = root / info.folder
     why = "downloading is switched off" if not download else f"the download failed ({str(err).splitlines()[0]})"
     files = ", ".join(info.files)
-    source = (
-        "the archive cifar-10-python.tar.gz unpacked"
+    place = (
+        f"Unpack cifar-10-python.tar.gz into {root} so that {folder} holds {files}"
         if info.name == "cifar10"
-        else "the official archives"
+        else f"Place the official archives in {folder} ({files})"
     )
     return (
-        f"{info.torchvision_class} is not in {folder} and {why}. "
-        f"Place {source} there ({files}), or run once on a machine that is online, "
-        f"or set LTHKIT_DATA to a folder that already holds them."
+        f"{info.torchvision_class} is not in {folder} (or a file there is corrupted) and {why}. "
+        f"{place}, or run once on a machine that is online, or set LTHKIT_DATA to a folder that already holds them."
     )
 
 

@@ -5,7 +5,8 @@ ticket, removes the smallest-magnitude fraction of its surviving weights, rewind
 survivors to the rewind point (initialisation, or iteration k) and trains again. With the
 same mask, the controls ask whether the initialisation matters:
 
-- ``reinit``: the same mask on fresh random weights;
+- ``reinit``: the same mask on fresh random weights (with late rewinding, trained over the
+  same iterations k..T as the ticket, so both get the same budget);
 - ``random``: a random mask with the same number of weights per layer, on the rewind point.
 
 At round 0 every mask is full, so the controls would only repeat the dense network; they
@@ -55,10 +56,10 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
         raise ConfigError(f"output folder {out} is a file: choose another --out")
     path = out / RESULTS
     ours = json.loads(json.dumps(config.to_dict()))
-    if path.exists() and overwrite:
+    if not path.exists() or overwrite:
+        # Files of a run killed before its first result are stale: they may belong to other settings.
         for f in [path, out / TIMINGS, out / REWIND_POINT, *out.glob("round_*.pt")]:
             f.unlink(missing_ok=True)
-    if not path.exists():
         out.mkdir(parents=True, exist_ok=True)
         return Results(ours)
     previous = Results.load(path)
@@ -119,11 +120,12 @@ def run_imp(
     def fresh():
         return build_model(config.model, shape, classes, seed=config.seed)
 
-    rewind_point = Snapshot.load(out / REWIND_POINT) if out and (out / REWIND_POINT).exists() else None
-    if rewind_point is None and k == 0:
+    if k == 0:
         rewind_point = Snapshot.of(fresh(), 0)
         if out:
             rewind_point.save(out / REWIND_POINT)
+    else:
+        rewind_point = Snapshot.load(out / REWIND_POINT) if out and (out / REWIND_POINT).exists() else None
 
     def record(r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
         while len(results.rounds) <= r:
@@ -187,3 +189,21 @@ def load_ticket(out_dir: str | Path, r: int) -> Ticket:
     mask = Mask.from_state_dict(torch.load(out / _round_file(r), weights_only=True)["mask"])
     return Ticket(config["model"], info.input_shape, info.num_classes, mask, Snapshot.load(out / REWIND_POINT))
 
+
+
+def one_shot(config: ExperimentConfig, out_dir: str | Path, r: int, *, data: Splits,
+             progress: bool = True) -> tuple[Mask, ArmResult]:
+    """One-shot pruning, for comparison with IMP: prune round 0's trained dense network in a
+    single step to exactly the per-layer sizes of round ``r``'s mask, rewind, and train.
+    """
+    out = Path(out_dir)
+    target = Mask.from_state_dict(torch.load(out / _round_file(r), weights_only=True)["mask"])
+    shape, classes = data.info.input_shape, data.info.num_classes
+    dense = build_model(config.model, shape, classes)
+    dense.load_state_dict(torch.load(out / _round_file(0), weights_only=True)["trained"])
+    rates = {n: (target.size(n) - target.alive(n)) / target.size(n) for n in target}
+    mask = prune_by_magnitude(dense, Mask.ones_like(dense), rates)
+    model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(out / REWIND_POINT), mask)
+    run = train(model, data, config.train_config(), mask=mask, start_iteration=config.rewind_iteration,
+                progress=progress, desc=f"one-shot to round {r}")
+    return mask, run.result

@@ -91,7 +91,7 @@ class Mask(Mapping[str, torch.Tensor]):
         """Zero the pruned weights of ``model`` in place."""
         params = dict(model.named_parameters())
         for name, m in self.items():
-            params[name].mul_(m)
+            params[name].mul_(m.to(params[name].device))
         return model
 
     @torch.no_grad()
@@ -99,7 +99,7 @@ class Mask(Mapping[str, torch.Tensor]):
         params = dict(model.named_parameters())
         for name, m in self.items():
             if params[name].grad is not None:
-                params[name].grad.mul_(m)
+                params[name].grad.mul_(m.to(params[name].device))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: t.to(torch.bool).cpu() for n, t in self.items()}

@@ -21,6 +21,7 @@ from lthkit.seeds import generator
 class PaperSetup:
     """Hyperparameters of Frankle & Carbin (2019), Figure 2 and Appendix."""
 
+    dataset: str
     optimizer: str
     lr: float
     batch_size: int
@@ -76,12 +77,12 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "lenet300": ModelSpec(LeNet300, (), PaperSetup("adam", 1.2e-3, 60, 50_000, {"fc": 0.2, "output": 0.1})),
-    "conv2": ModelSpec(ConvNet, ((64, 64),), PaperSetup("adam", 2e-4, 60, 20_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
+    "lenet300": ModelSpec(LeNet300, (), PaperSetup("mnist", "adam", 1.2e-3, 60, 50_000, {"fc": 0.2, "output": 0.1})),
+    "conv2": ModelSpec(ConvNet, ((64, 64),), PaperSetup("cifar10", "adam", 2e-4, 60, 20_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
     "conv4": ModelSpec(ConvNet, ((64, 64, 128, 128),),
-                       PaperSetup("adam", 3e-4, 60, 25_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
+                       PaperSetup("cifar10", "adam", 3e-4, 60, 25_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
     "conv6": ModelSpec(ConvNet, ((64, 64, 128, 128, 256, 256),),
-                       PaperSetup("adam", 3e-4, 60, 30_000, {"conv": 0.15, "fc": 0.2, "output": 0.1})),
+                       PaperSetup("cifar10", "adam", 3e-4, 60, 30_000, {"conv": 0.15, "fc": 0.2, "output": 0.1})),
 }
 
 

@@ -55,8 +55,10 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple's MPS, then the CPU; any other name is taken as given."""
     if str(name) != "auto":
         device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but no CUDA GPU is available: use --device auto or cpu")
+        if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+            raise ValueError(f"device '{name}' was asked for but no such CUDA GPU is available: use auto or cpu")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' was asked for but Apple's MPS is not available: use auto or cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -135,8 +137,9 @@ def train(
     model.to(device).train()
     params = dict(model.named_parameters())
     masked = [(params[n], m.to(device)) for n, m in mask.items()] if mask is not None else []
-    if mask is not None:
-        mask.apply_(model)
+    with torch.no_grad():
+        for p, m in masked:
+            p.mul_(m)
     optimizer = make_optimizer(model.parameters(), config)
     order = BatchOrder(len(data.train), config.batch_size, config.data_seed, device)
     snapshot = Snapshot.of(model, start_iteration) if snapshot_at == start_iteration else None

@@ -33,7 +33,8 @@ def refuse(argv, capsys):
     (["--subset", "3"], "subset 3 is out of range"),
     (["--device", "tpu"], "device 'tpu' cannot be used"),
     (["--resume", "--overwrite"], "contradict"),
-    (["--global", "--prune-rate", "conv=0.1,fc=0.2"], "one rate for every layer"),
+    (["--global", "--prune-rate", "fc=0.1,output=0.2"], "one rate for every layer"),
+    (["--prune-rate", "conv=0.1"], "lenet300 has no conv layers"),
 ])
 def test_bad_input_is_refused_with_a_message_that_says_what_to_do(argv, message, capsys, tmp_path):
     err = refuse(["imp", "--out", str(tmp_path / "run"), *argv], capsys)
@@ -88,8 +89,9 @@ def test_defaults_are_the_papers_and_departures_are_listed():
     assert config.prune_rates == {"fc": 0.2, "output": 0.1}
     assert config.departures_from_paper() == {}
     short = make_config(model="conv2", epochs=3, subset=5000, device="cpu")
-    assert short.iterations == 3 * 84
+    assert short.dataset == "cifar10" and short.iterations == 3 * 84
     assert set(short.departures_from_paper()) == {"iterations", "subset"}
+    assert make_config(model="conv2", dataset="mnist").departures_from_paper()["dataset"] == ("mnist", "cifar10")
     assert make_config(model="conv4").lr == 3e-4 and make_config(model="conv6").prune_rates["conv"] == 0.15
 
 
@@ -100,6 +102,12 @@ def test_wrong_types_are_refused():
         make_config(rounds=2.5)
     with pytest.raises(ConfigError, match="unknown settings"):
         make_config(epoch=3)
+    with pytest.raises(ConfigError, match="epochs must be a positive number"):
+        make_config(epochs=float("inf"))
+    with pytest.raises(ConfigError, match="global_pruning must be True or False"):
+        make_config(global_pruning="false")
+    with pytest.raises(ConfigError, match="lenet300 has no conv layers"):
+        make_config(prune_rates={"conv": 0.5})
 
 
 def test_imp_and_train_commands_write_results(mnist_small, tmp_path):

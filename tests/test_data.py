@@ -51,6 +51,15 @@ def test_balanced_subset_is_seeded_and_class_balanced(mnist):
     assert len(small.val) == 5000 and len(small.test) == 10000
 
 
+def test_large_subset_tops_up_from_other_classes(mnist):
+    big = load_dataset("mnist", subset=54000)
+    counts = torch.bincount(big.train.y, minlength=10)
+    assert len(big.train) == 54000
+    everything = torch.bincount(mnist.train.y, minlength=10)
+    short = everything < 5400
+    assert torch.equal(counts[short], everything[short]) and bool((counts[~short] >= 5400).all())
+
+
 @pytest.mark.parametrize("subset", [0, 5, 55001])
 def test_subset_out_of_range_is_refused(subset, mnist):
     with pytest.raises(ValueError, match="subset"):
@@ -107,6 +116,19 @@ def test_cifar10_path_reads_torchvisions_format(synthetic_cifar):
     assert torch.allclose(data.test.x[0], (first - mean) / std, atol=1e-5)
     assert data.test.y[0].item() == raw.targets[0]
     assert (synthetic_cifar / "cache" / "cifar10.pt").exists()
+
+
+def test_a_read_only_data_folder_still_loads(mnist, tmp_path, monkeypatch):
+    import shutil
+
+    from lthkit import data as lthdata
+
+    root = tmp_path / "stick"
+    shutil.copytree(lthdata.data_root() / "MNIST", root / "MNIST")
+    monkeypatch.setattr(lthdata.torch, "save", lambda *a, **k: (_ for _ in ()).throw(PermissionError("read-only")))
+    with pytest.warns(UserWarning, match="could not cache mnist"):
+        data = load_dataset("mnist", root=root)
+    assert torch.equal(data.test.y, mnist.test.y)
 
 
 def test_missing_cifar10_names_the_batch_files(tmp_path):

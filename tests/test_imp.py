@@ -57,9 +57,9 @@ class Interrupted(Exception):
     pass
 
 
-@pytest.mark.parametrize("stop_after", [1, 3, 5])
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(mnist_small, tmp_path, stop_after):
-    config = small_config(rewind_iteration=10)
+@pytest.mark.parametrize("stop_after,rewind", [(1, 10), (3, 10), (5, 10), (2, 0), (4, 0)])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(mnist_small, tmp_path, stop_after, rewind):
+    config = small_config(rewind_iteration=rewind)
     whole = run_imp(config, tmp_path / "whole", data=mnist_small, progress=False)
     trained = []
 
@@ -108,3 +108,41 @@ def test_a_folder_holding_another_run_is_refused_before_any_work(mnist_small, tm
 def test_data_that_does_not_match_the_config_is_refused(mnist_small):
     with pytest.raises(ConfigError, match="not what the config asks for"):
         run_imp(small_config(subset=1000), data=mnist_small, progress=False)
+
+
+def test_each_arm_starts_from_the_right_weights_and_mask(mnist_small, tmp_path, monkeypatch):
+    import lthkit.imp
+    from lthkit.seeds import derive_seed
+
+    starts = []
+    real_train = lthkit.imp.train
+
+    def recording_train(model, data, config, *, mask=None, start_iteration=0, **kwargs):
+        starts.append((kwargs.get("desc"), {n: p.detach().clone() for n, p in model.named_parameters()}, mask,
+                       start_iteration))
+        return real_train(model, data, config, mask=mask, start_iteration=start_iteration, **kwargs)
+
+    monkeypatch.setattr(lthkit.imp, "train", recording_train)
+    run_imp(small_config(rounds=1, rewind_iteration=20), tmp_path, data=mnist_small, progress=False)
+    (_, dense0, _, s0), (_, ticket, tmask, s1), (_, reinit, rmask, s2), (_, random, xmask, s3) = starts
+    point = Snapshot.load(tmp_path / "rewind_point.pt")
+    init = dict(build_model("lenet300", (1, 28, 28), seed=0).named_parameters())
+    fresh = dict(build_model("lenet300", (1, 28, 28), seed=derive_seed("reinit", 0, 1)).named_parameters())
+    assert (s0, s1, s2, s3) == (0, 20, 20, 20)
+    assert torch.equal(dense0["fc1.weight"], init["fc1.weight"])
+    assert rmask is tmask and xmask != tmask
+    assert all(xmask.alive(n) == tmask.alive(n) for n in tmask)
+    for name in tmask:
+        assert torch.equal(ticket[name], point.state[name] * tmask[name])
+        assert torch.equal(reinit[name], fresh[name] * tmask[name])
+        assert torch.equal(random[name], point.state[name] * xmask[name])
+    assert torch.equal(ticket["fc1.bias"], point.state["fc1.bias"]) and torch.equal(random["fc1.bias"], point.state["fc1.bias"])
+
+
+def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnist_small, tmp_path):
+    other = build_model("lenet300", (1, 28, 28), seed=42)
+    Snapshot.of(other).save(tmp_path / "rewind_point.pt")
+    torch.save({"mask": {}, "trained": {}}, tmp_path / "round_00.pt")
+    fresh = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False)
+    clean = run_imp(small_config(rounds=1), tmp_path / "clean", data=mnist_small, progress=False)
+    assert fresh.to_dict() == clean.to_dict()

@@ -117,6 +117,31 @@ def test_pruned_weights_stay_zero_through_100_adam_steps(mnist_small):
     assert moved == mask.alive()
 
 
+def test_adams_moments_of_pruned_weights_stay_zero(mnist_small, monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("lthkit.train")  # lthkit.train is also the function's name
+    made = []
+    real = train_module.make_optimizer
+    monkeypatch.setattr(train_module, "make_optimizer", lambda params, config: made.append(real(params, config)) or made[-1])
+    model = lenet()
+    mask = prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, {"fc": 0.5, "output": 0.5}))
+    train(model, mnist_small, TrainConfig(iterations=30, eval_every=30), mask=mask, progress=False)
+    state = made[0].state
+    for name, p in model.named_parameters():
+        if name in mask:
+            assert torch.count_nonzero(state[p]["exp_avg"][mask[name] == 0]) == 0
+            assert torch.count_nonzero(state[p]["exp_avg_sq"][mask[name] == 0]) == 0
+            assert torch.count_nonzero(state[p]["exp_avg"][mask[name] == 1]) > 0
+
+
+def test_a_mask_applies_to_weights_on_another_device():
+    model = lenet().to("meta")
+    mask = Mask.ones_like(lenet())
+    mask.apply_(model)
+    assert model.fc1.weight.device.type == "meta"
+
+
 def test_pruned_weights_stay_zero_with_sgd_momentum(mnist_small):
     model = lenet()
     mask = random_mask_like(prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, PAPER)), generator(1))

@@ -67,7 +67,7 @@ def test_device_choice():
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto").type in ("cpu", "mps")
-        with pytest.raises(ValueError, match="no CUDA GPU"):
+        with pytest.raises(ValueError, match="no such CUDA GPU"):
             resolve_device("cuda")
 
 

@@ -1,0 +1,161 @@
+"""What every notebook of the course shares: budgets, parameter checks, saving, the environment.
+
+A notebook's ``parameters`` cell holds a ``budget`` and a few knobs left at ``None``;
+``notebook_settings`` checks what papermill or the learner put there and fills each ``None``
+from the budget:
+
+- ``test``: seconds, for CI under nbval; shows the mechanics, not the effect;
+- ``classroom``: minutes on a 2-core laptop CPU; shows the effect on real MNIST;
+- ``paper``: Frankle & Carbin's own setup (50,000 iterations per training); for a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+BUDGET_NAMES = ("test", "classroom", "paper")
+
+# Per notebook and budget: the knobs the parameters cell may override.
+BUDGETS: dict[str, dict[str, dict]] = {
+    "00": {
+        "test": {"iterations": 50},
+        "classroom": {"iterations": 300},
+        "paper": {"iterations": 300},
+    },
+    "01": {
+        "test": {"subset": 1000, "iterations": 200, "eval_every": 50},
+        "classroom": {"subset": None, "iterations": 9170, "eval_every": 100},
+        "paper": {"subset": None, "iterations": 50000, "eval_every": 100},
+    },
+    "02": {
+        "test": {"subset": 1000, "iterations": 200, "eval_every": 50},
+        "classroom": {"subset": None, "iterations": 4585, "eval_every": 100},
+        "paper": {"subset": None, "iterations": 50000, "eval_every": 100},
+    },
+    "03": {
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50},
+        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
+    },
+    "04": {
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 15, "eval_every": 100},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
+    },
+}
+
+
+class ParameterError(ValueError):
+    """A notebook parameter of the wrong type or value; the message says what to pass."""
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, output_dir: str, **knobs) -> dict:
+    """Check a notebook's parameters and fill each knob left at ``None`` from the budget.
+
+    Raises ``ParameterError`` naming the parameter, what came in and what to pass, so that a
+    papermill run with ``-p seed three`` stops at once with a message, not deep in training.
+    """
+    if notebook not in BUDGETS:
+        raise ParameterError(f"no budgets are defined for notebook {notebook!r}")
+    if not isinstance(budget, str) or budget not in BUDGET_NAMES:
+        raise ParameterError(
+            f"budget must be one of {', '.join(map(repr, BUDGET_NAMES))}, got {budget!r}: "
+            f"for example papermill ... -p budget classroom"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ParameterError(f"seed must be a whole number, got {seed!r} ({_kind(seed)}): for example -p seed 3")
+    if not isinstance(device, str):
+        raise ParameterError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise ParameterError(f"output_dir must be a folder path, got {output_dir!r} ({_kind(output_dir)})")
+    defaults = BUDGETS[notebook][budget]
+    settings = {"budget": budget, "seed": seed, "device": device, "output_dir": str(output_dir)}
+    for name, value in knobs.items():
+        if name not in defaults:
+            raise ParameterError(f"notebook {notebook} has no knob {name!r}; its knobs are {', '.join(defaults)}")
+        if value is None:
+            settings[name] = defaults[name]
+        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ParameterError(
+                f"{name} must be a positive whole number or None (the budget's value), got {value!r} "
+                f"({_kind(value)}): for example -p {name} {defaults[name] or 100}"
+            )
+        else:
+            settings[name] = value
+    return settings
+
+
+def save_json(output_dir: str | os.PathLike, name: str, data: object) -> Path:
+    """Write what a notebook computed to ``output_dir/name`` as JSON, and return the path."""
+    path = Path(output_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def environment_report() -> dict[str, str]:
+    """Versions and hardware, for the welcome notebook and for bug reports."""
+    import matplotlib
+    import torchvision
+
+    from lthkit.train import resolve_device
+
+    try:
+        import ipywidgets
+
+        widgets = ipywidgets.__version__
+    except ImportError:
+        widgets = "not installed (sliders will not show)"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "matplotlib": matplotlib.__version__,
+        "ipywidgets": widgets,
+        "device": str(resolve_device("auto")),
+        "cpu threads": str(torch.get_num_threads()),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def measure_speed(data, iterations: int = 300) -> dict[str, float]:
+    """Seconds per LeNet-300-100 training iteration (batch 60, Adam) and per evaluation, on ``data``."""
+    from lthkit.models import build_model
+    from lthkit.train import TrainConfig, evaluate, train
+
+    model = build_model("lenet300", data.info.input_shape, data.info.num_classes)
+    start = time.perf_counter()
+    train(model, data, TrainConfig(iterations=iterations, eval_every=iterations), progress=False)
+    total = time.perf_counter() - start
+    start = time.perf_counter()
+    evaluate(model, data.val), evaluate(model, data.test)
+    per_eval = time.perf_counter() - start
+    return {"per_iteration": max(total - 2 * per_eval, 0.0) / iterations, "per_evaluation": per_eval}
+
+
+def training_work(notebook: str, budget: str) -> tuple[int, int]:
+    """(training iterations, evaluations) that a notebook runs at a budget, from its knobs."""
+    knobs = BUDGETS[notebook][budget]
+    its, every = knobs["iterations"], knobs.get("eval_every", knobs["iterations"])
+    trainings = {"00": 1, "01": 1, "02": 2, "03": knobs.get("rounds", 0) + 1,
+                 "04": 3 * knobs.get("rounds", 0) + 1 + 4}[notebook]
+    return trainings * its, trainings * (its // every + 2)
+
+
+def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
+    """Rough minutes each notebook's training takes at ``budget`` on the machine ``speed`` measured."""
+    out = {}
+    for nb in BUDGETS:
+        its, evals = training_work(nb, budget)
+        out[nb] = (its * speed["per_iteration"] + evals * speed["per_evaluation"]) / 60
+    return out

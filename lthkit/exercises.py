@@ -1,0 +1,144 @@
+"""The course's exercises and their checkers.
+
+Each notebook asks a question, the learner sets ``answer = ...`` and runs
+``check("03.best-round", answer, results=results)``. The checker computes the right answer
+itself, from first principles or from the learner's own run (passed as context), so a
+notebook never prints the solution in a code cell; solutions sit in a collapsed cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lthkit.data import dataset_info, iterations_per_epoch
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    message: str
+
+    def __str__(self) -> str:
+        return ("✓ " if self.correct else "✗ ") + self.message
+
+    def _repr_markdown_(self) -> str:
+        return f"**{'✓ Correct' if self.correct else '✗ Not yet'}**: {self.message}"
+
+
+EXERCISES: dict[str, Callable[..., Verdict]] = {}
+
+
+def exercise(name: str):
+    def register(fn):
+        EXERCISES[name] = fn
+        return fn
+    return register
+
+
+def check(name: str, answer, **context) -> Verdict:
+    """Check ``answer`` to exercise ``name``; print and return the verdict."""
+    if name not in EXERCISES:
+        raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
+    verdict = (Verdict(False, "not answered yet: set `answer` in the cell above and run both cells again.")
+               if answer is None else EXERCISES[name](answer, **context))
+    print(verdict)
+    return verdict
+
+
+def _number(answer, expected: float, tolerance: float, hint: str, unit: str = "") -> Verdict:
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return Verdict(False, f"give a number, not {answer!r}.")
+    if abs(value - expected) <= tolerance:
+        return Verdict(True, f"{value:g}{unit} it is.")
+    return Verdict(False, hint)
+
+
+def _layer_weights_left(rate: float, rounds: int, size: int) -> int:
+    alive = size
+    for _ in range(rounds):
+        alive -= math.floor(rate * alive + 0.5)
+    return alive
+
+
+@exercise("00.train-size")
+def _train_size(answer) -> Verdict:
+    return _number(answer, dataset_info("mnist").train_size, 0,
+                   "MNIST has 60,000 training images, and the paper holds some out for validation.")
+
+
+@exercise("00.epoch-iterations")
+def _epoch_iterations(answer) -> Verdict:
+    exact = iterations_per_epoch(dataset_info("mnist").train_size, 60)
+    return _number(answer, exact, 1, "divide the training images by the batch size (60), rounding up.")
+
+
+@exercise("01.fc1-weights")
+def _fc1_weights(answer) -> Verdict:
+    return _number(answer, 28 * 28 * 300, 0, "each of the 300 units sees every one of the 28 x 28 pixels.")
+
+
+@exercise("01.total-parameters")
+def _total_parameters(answer) -> Verdict:
+    expected = 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+    return _number(answer, expected, 0, "add each layer's weights and biases (one bias per unit).")
+
+
+@exercise("01.early-stop")
+def _early_stop(answer, *, result) -> Verdict:
+    return _number(answer, result.early_stop_iteration, 0,
+                   "look for the evaluation with the smallest validation loss, not the highest accuracy.")
+
+
+@exercise("02.fc1-after-3-rounds")
+def _fc1_after_rounds(answer) -> Verdict:
+    return _number(answer, 0.8 ** 3, 0.002, "each round keeps 80% of what is left: multiply, do not subtract.")
+
+
+@exercise("02.global-hardest-hit")
+def _global_hardest_hit(answer, *, model) -> Verdict:
+    from lthkit.widgets import one_shot_mask
+
+    report = one_shot_mask(model, 0.9, "global").report()
+    hardest = min(report, key=lambda n: report[n]["weights_remaining"])
+    given = str(answer).removesuffix(".weight")
+    if given == hardest.removesuffix(".weight"):
+        return Verdict(True, f"{hardest} keeps only {report[hardest]['weights_remaining']:.1%} of its weights.")
+    return Verdict(False, "print the mask's report() for global pruning at 90% and compare the layers' fractions.")
+
+
+@exercise("03.weights-after-10")
+def _weights_after_ten(answer) -> Verdict:
+    left = _layer_weights_left(0.2, 10, 235200) + _layer_weights_left(0.2, 10, 30000) + _layer_weights_left(0.1, 10, 1000)
+    return _number(answer, 100 * left / 266200, 0.1,
+                   "hidden layers keep 80% per round, the output layer 90%; weigh each by its size.", "%")
+
+
+@exercise("03.best-round")
+def _best_round(answer, *, results) -> Verdict:
+    best = max(results.rounds, key=lambda r: r.arms["ticket"].early_stop_test_accuracy)
+    if answer == best.round:
+        return Verdict(True, f"round {best.round}, with {best.weights_remaining:.1%} of the weights left.")
+    return Verdict(False, "compare early_stop_test_accuracy of the ticket across results.rounds.")
+
+
+@exercise("04.first-gap")
+def _first_gap(answer, *, results) -> Verdict:
+    gaps = [r.round for r in results.rounds[1:] if "reinit" in r.arms
+            and r.arms["ticket"].early_stop_test_accuracy - r.arms["reinit"].early_stop_test_accuracy > 0.01]
+    expected = gaps[0] if gaps else None
+    if answer == expected or (expected is None and answer in ("none", "None")):
+        return Verdict(True, f"round {expected}." if expected is not None else "it never does in this run.")
+    return Verdict(False, "for each round, subtract reinit's early-stop accuracy from the ticket's.")
+
+
+@exercise("04.worse-control")
+def _worse_control(answer, *, results) -> Verdict:
+    last = results.rounds[-1].arms
+    worse = min(("reinit", "random"), key=lambda a: last[a].early_stop_test_accuracy)
+    if answer == worse:
+        return Verdict(True, f"{worse}, at {last[worse].early_stop_test_accuracy:.2%}.")
+    return Verdict(False, "look at the last round's early-stop accuracies of the two controls.")

@@ -1,0 +1,161 @@
+"""The course's sliders: a pure function computes what a widget shows, a thin UI draws it.
+
+An error inside an ipywidgets callback does not fail a notebook run, so every callback here
+is a pure function (``sparsity_view``, ``round_view``) tested by pytest, and each explorer
+exposes its ``slider`` and ``readout`` so a notebook can move the slider and check the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import nn
+
+from lthkit.data import Splits
+from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_globally
+from lthkit.plots import COLORS, plot_curve, plot_vs_weights, plot_weight_histogram, show_mask_images, use_style
+from lthkit.results import Results
+from lthkit.rewind import Snapshot, rewind_to
+from lthkit.train import evaluate
+
+UNITS_SHOWN = 8
+
+
+@dataclass
+class SparsityView:
+    sparsity: float
+    test_accuracy: float
+    weights_remaining: float
+    first_layer_masks: np.ndarray
+    first_layer_weights: np.ndarray
+
+    @property
+    def readout(self) -> str:
+        return (f"sparsity {self.sparsity:.0%}: {self.weights_remaining:.1%} of weights left, "
+                f"test accuracy {self.test_accuracy:.2%} (no retraining)")
+
+
+def one_shot_mask(model: nn.Module, sparsity: float, scope: str = "layerwise") -> Mask:
+    """Prune a trained model once to ``sparsity``: every layer alike, or globally across layers."""
+    full = Mask.ones_like(model)
+    if sparsity <= 0:
+        return full
+    if scope == "global":
+        return prune_globally(model, full, sparsity)
+    kinds = {k: sparsity for k in ("conv", "fc", "output")}
+    return prune_by_magnitude(model, full, layer_rates(model, kinds))
+
+
+def sparsity_view(model: nn.Module, data: Splits, sparsity: float, scope: str = "layerwise",
+                  units: int = UNITS_SHOWN) -> SparsityView:
+    """What pruning the trained ``model`` to ``sparsity`` (no retraining) does; ``model`` is left unchanged."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity {sparsity!r} is outside [0, 1): 0.9 prunes 90% of the weights")
+    keep = Snapshot.of(model)
+    mask = one_shot_mask(model, sparsity, scope)
+    mask.apply_(model)
+    _, accuracy = evaluate(model, data.test)
+    first = next(iter(mask))
+    weights = dict(model.named_parameters())[first].detach().cpu().numpy().copy()
+    rewind_to(model, keep)
+    return SparsityView(sparsity, accuracy, mask.weights_remaining(),
+                        mask[first][:units].cpu().numpy(), weights)
+
+
+def sparsity_explorer(model: nn.Module, data: Splits, scope: str = "layerwise"):
+    """A slider from 0 to 99% sparsity that redraws accuracy, first-layer masks and the weight histogram."""
+    import ipywidgets as w
+
+    use_style()
+    slider = w.IntSlider(value=0, min=0, max=99, step=1, description="sparsity %", continuous_update=False)
+    readout = w.Label()
+    out = w.Output()
+
+    def draw(change=None):
+        view = sparsity_view(model, data, slider.value / 100, scope)
+        readout.value = view.readout
+        with out:
+            out.clear_output(wait=True)
+            fig = plt.figure(figsize=(10, 3.2))
+            grid = fig.add_gridspec(2, UNITS_SHOWN // 2 + 3)
+            show_mask_images(view.first_layer_masks,
+                             [fig.add_subplot(grid[i // (UNITS_SHOWN // 2), i % (UNITS_SHOWN // 2)])
+                              for i in range(UNITS_SHOWN)])
+            ax = fig.add_subplot(grid[:, UNITS_SHOWN // 2 + 1:])
+            plot_weight_histogram(view.first_layer_weights.ravel(), ax=ax)
+            ax.set_title("first layer: surviving weights")
+            fig.suptitle(view.readout, fontsize=10)
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    box = w.VBox([slider, readout, out])
+    box.slider, box.readout = slider, readout
+    return box
+
+
+@dataclass
+class RoundView:
+    round: int
+    weights_remaining: float
+    early_stop_test_accuracy: float
+    early_stop_iteration: int
+    arms: list[str]
+
+    @property
+    def readout(self) -> str:
+        return (f"round {self.round}: {self.weights_remaining:.1%} of weights left, ticket reaches "
+                f"{self.early_stop_test_accuracy:.2%} test accuracy at early stop (iteration "
+                f"{self.early_stop_iteration})")
+
+
+def round_view(results: Results, r: int) -> RoundView:
+    """The facts of round ``r`` that the round slider shows."""
+    if not 0 <= r < len(results.rounds):
+        raise ValueError(f"round {r} is not in this run: rounds go from 0 to {len(results.rounds) - 1}")
+    rnd = results.rounds[r]
+    ticket = rnd.arms["ticket"]
+    return RoundView(r, rnd.weights_remaining, ticket.early_stop_test_accuracy, ticket.early_stop_iteration,
+                     list(rnd.arms))
+
+
+def round_explorer(results: Results):
+    """A slider over IMP rounds: that round's learning curves beside the dense net's, and its place
+    on the accuracy-against-weights plot."""
+    import ipywidgets as w
+
+    use_style()
+    slider = w.IntSlider(value=0, min=0, max=len(results.rounds) - 1, description="round", continuous_update=False)
+    readout = w.Label()
+    out = w.Output()
+
+    def draw(change=None):
+        view = round_view(results, slider.value)
+        readout.value = view.readout
+        with out:
+            out.clear_output(wait=True)
+            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+            plot_curve(results.rounds[0].arms["ticket"], ax=left, label="dense (round 0)", color=COLORS["dense"])
+            for arm in view.arms:
+                plot_curve(results.rounds[view.round].arms[arm], ax=left, color=COLORS.get(arm),
+                           label=f"{arm}, {view.weights_remaining:.1%} left")
+            left.set_ylim(bottom=max(left.get_ylim()[0], 80))
+            plot_vs_weights(results, ax=right, arms=["ticket"])
+            right.plot([view.weights_remaining * 100], [view.early_stop_test_accuracy * 100], "o", ms=12,
+                       mfc="none", color="black")
+            fig.suptitle(view.readout, fontsize=10)
+            plt.show()
+
+    slider.observe(draw, names="value")
+    draw()
+    box = w.VBox([slider, readout, out])
+    box.slider, box.readout = slider, readout
+    return box
+
+
+def first_layer_mask_images(mask: Mask, units: int = UNITS_SHOWN) -> np.ndarray:
+    """The first ``units`` rows of the first layer's mask, one flattened image each."""
+    return next(iter(mask.values()))[:units].detach().cpu().numpy()
+
