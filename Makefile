@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lthkit-installed
+NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
+NBTEST := build/nbtest
 
-.PHONY: install lab test
+.PHONY: install lab test notebooks
 
 install: $(STAMP)
 
@@ -18,5 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
+# Every notebook runs under nbval at the "test" budget: papermill injects the parameter into a
+# copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
 test: install
-	$(BIN)/python -m pytest
+	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
+	for nb in $(NOTEBOOKS); do \
+	  $(BIN)/papermill --prepare-only --log-level WARNING "$$nb" "$(NBTEST)/$$(basename $$nb)" -p budget test || exit 1; \
+	done
+	$(BIN)/python -m pytest tests $(NBTEST) --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# Re-execute every notebook in place at the classroom budget, refreshing its committed outputs.
+notebooks: install
+	$(BIN)/python tools/refresh_notebooks.py

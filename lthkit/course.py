@@ -95,6 +95,21 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
     return settings
 
 
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
+
+
+def reference_runs(folder: str | os.PathLike | None = None) -> list:
+    """The committed reference runs (one ``Results`` per seed) that notebooks draw beside a learner's run."""
+    from lthkit.results import Results
+
+    paths = sorted(Path(folder or REFERENCE_DIR).glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(
+            f"no reference runs in {folder or REFERENCE_DIR}: run notebooks/reference/make_reference.sh to make them"
+        )
+    return [Results.load(p) for p in paths]
+
+
 def save_json(output_dir: str | os.PathLike, name: str, data: object) -> Path:
     """Write what a notebook computed to ``output_dir/name`` as JSON, and return the path."""
     path = Path(output_dir) / name

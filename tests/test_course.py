@@ -1,0 +1,153 @@
+"""The notebook helpers: parameter checks, widget callbacks, exercise checkers, plots."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from lthkit import course
+from lthkit.config import make_config
+from lthkit.exercises import EXERCISES, check
+from lthkit.imp import run_imp
+from lthkit.models import build_model
+from lthkit.plots import plot_band_vs_weights, plot_curve, plot_vs_weights
+from lthkit.train import TrainConfig, train
+from lthkit.widgets import one_shot_mask, round_explorer, round_view, sparsity_explorer, sparsity_view
+
+
+def settings(**changes):
+    base = dict(seed=0, device="cpu", output_dir="out", rounds=None, iterations=None, subset=None, eval_every=None)
+    return course.notebook_settings("03", changes.pop("budget", "test"), **{**base, **changes})
+
+
+def test_knobs_left_at_none_come_from_the_budget():
+    s = settings()
+    assert (s["rounds"], s["iterations"], s["subset"]) == (3, 100, 1000)
+    assert settings(budget="classroom")["iterations"] == 2751
+    assert settings(rounds=5)["rounds"] == 5
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"budget": "huge"}, "budget must be one of 'test', 'classroom', 'paper', got 'huge'"),
+    ({"seed": "3"}, "seed must be a whole number, got '3' (str): for example -p seed 3"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+    ({"rounds": "10"}, "rounds must be a positive whole number or None"),
+    ({"iterations": 0}, "iterations must be a positive whole number or None"),
+    ({"device": 0}, "device must be a string"),
+    ({"output_dir": 3}, "output_dir must be a folder path"),
+])
+def test_wrong_parameters_get_a_message_that_says_what_to_pass(changes, message):
+    with pytest.raises(course.ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        settings(**changes)
+
+
+def test_unknown_knob_is_refused():
+    with pytest.raises(course.ParameterError, match="no knob 'epochs'"):
+        course.notebook_settings("01", "test", seed=0, device="cpu", output_dir="o", epochs=3)
+
+
+def test_save_json(tmp_path):
+    path = course.save_json(tmp_path / "deep", "x.json", {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+
+
+def test_predictions_scale_with_the_work():
+    speed = {"per_iteration": 0.002, "per_evaluation": 0.05}
+    minutes = course.predict_minutes(speed, "classroom")
+    assert set(minutes) == set(course.BUDGETS)
+    its, evals = course.training_work("03", "classroom")
+    assert minutes["03"] == pytest.approx((its * 0.002 + evals * 0.05) / 60)
+    assert course.predict_minutes(speed, "paper")["03"] > minutes["03"]
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_small):
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    train(model, mnist_small, TrainConfig(iterations=60, eval_every=60), progress=False)
+    return model
+
+
+def test_sparsity_view_prunes_a_copy_and_reports(trained, mnist_small):
+    before = trained.fc1.weight.detach().clone()
+    view = sparsity_view(trained, mnist_small, 0.9)
+    assert torch.equal(trained.fc1.weight, before)
+    assert view.weights_remaining == pytest.approx(0.1, abs=1e-3)
+    assert view.first_layer_masks.shape == (8, 784)
+    assert (view.first_layer_weights != 0).mean() == pytest.approx(0.1, abs=1e-3)
+    assert view.readout.startswith("sparsity 90%: 10.0% of weights left")
+    dense = sparsity_view(trained, mnist_small, 0.0)
+    assert dense.test_accuracy > sparsity_view(trained, mnist_small, 0.99).test_accuracy
+    with pytest.raises(ValueError, match="outside"):
+        sparsity_view(trained, mnist_small, 1.5)
+
+
+def test_global_one_shot_mask_has_the_asked_sparsity(trained):
+    assert one_shot_mask(trained, 0.8, "global").weights_remaining() == pytest.approx(0.2, abs=1e-5)
+
+
+def test_sparsity_explorer_slider_redraws(trained, mnist_small):
+    explorer = sparsity_explorer(trained, mnist_small)
+    assert explorer.readout.value.startswith("sparsity 0%")
+    explorer.slider.value = 75
+    assert explorer.readout.value.startswith("sparsity 75%: 25.0% of weights left")
+
+
+@pytest.fixture(scope="module")
+def small_run(mnist_small, tmp_path_factory):
+    config = make_config(rounds=2, iterations=30, eval_every=10, subset=600, device="cpu")
+    return run_imp(config, tmp_path_factory.mktemp("run"), data=mnist_small, progress=False)
+
+
+def test_round_view_and_explorer(small_run):
+    view = round_view(small_run, 2)
+    assert view.weights_remaining == small_run.rounds[2].weights_remaining
+    assert view.arms == ["ticket", "reinit", "random"]
+    explorer = round_explorer(small_run)
+    explorer.slider.value = 1
+    assert explorer.readout.value.startswith("round 1: 80.0% of weights left")
+    with pytest.raises(ValueError, match="rounds go from 0 to 2"):
+        round_view(small_run, 3)
+
+
+def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, trained, capsys):
+    from lthkit.widgets import one_shot_mask as osm
+
+    report = osm(trained, 0.9, "global").report()
+    hardest = min(report, key=lambda n: report[n]["weights_remaining"]).removesuffix(".weight")
+    best = max(small_run.rounds, key=lambda r: r.arms["ticket"].early_stop_test_accuracy).round
+    last = small_run.rounds[-1].arms
+    worse = min(("reinit", "random"), key=lambda a: last[a].early_stop_test_accuracy)
+    gaps = [r.round for r in small_run.rounds[1:]
+            if r.arms["ticket"].early_stop_test_accuracy - r.arms["reinit"].early_stop_test_accuracy > 0.01]
+    right = {
+        "04.first-gap": (gaps[0] if gaps else "none", {"results": small_run}),
+        "00.train-size": (55000, {}), "00.epoch-iterations": (917, {}), "01.fc1-weights": (235200, {}),
+        "01.total-parameters": (266610, {}), "02.fc1-after-3-rounds": (0.512, {}),
+        "02.global-hardest-hit": (hardest, {"model": trained}), "03.weights-after-10": (10.83, {}),
+        "03.best-round": (best, {"results": small_run}), "04.worse-control": (worse, {"results": small_run}),
+    }
+    for name, (answer, context) in right.items():
+        assert check(name, answer, **context).correct, name
+        assert not check(name, "nonsense", **context).correct, name
+    result = small_run.rounds[0].arms["ticket"]
+    assert check("01.early-stop", result.early_stop_iteration, result=result).correct
+    assert not check("01.early-stop", result.early_stop_iteration + 10, result=result).correct
+    assert "not answered yet" in str(check("00.train-size", None))
+    assert set(right) | {"01.early-stop"} == set(EXERCISES)
+    assert "✓" in capsys.readouterr().out
+
+
+def test_plots_draw_every_arm_in_its_colour(small_run):
+    ax = plot_vs_weights(small_run)
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "winning ticket (rewound)", "same mask, random re-init", "random mask"]
+    assert ax.get_xscale() == "log" and "weights remaining" in ax.get_xlabel()
+    assert ax.get_lines()[0].get_color() == "#1f77b4"
+    band = plot_band_vs_weights([small_run, small_run], "reinit")
+    assert "2 seeds" in band.get_lines()[0].get_label()
+    curve = plot_curve(small_run.rounds[1].arms["ticket"])
+    assert curve.get_xlabel() == "training iteration"

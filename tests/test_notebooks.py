@@ -1,0 +1,56 @@
+"""The notebooks as papermill runs them: injected parameters reach the JSON a notebook writes,
+and a parameter of the wrong type stops the notebook at the cell after the parameters."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_the_course_has_its_notebooks_in_order():
+    assert [p.name[:3] for p in COURSE] == ["00_", "01_", "02_", "03_", "04_"]
+
+
+@pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
+def test_each_notebook_has_goals_one_parameters_cell_exercises_and_solutions(path):
+    nb = nbformat.read(path, as_version=4)
+    assert "What you will learn here" in nb.cells[0].source and "**Run time**" in nb.cells[0].source
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for name in ("budget", "seed", "device", "output_dir"):
+        assert f"\n{name} = " in "\n" + tagged[0].source
+    sources = "\n".join(c.source for c in nb.cells)
+    assert "check(" in sources and "save_json(" in sources
+    assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_papermill_injects_parameters_and_the_notebook_saves_them(tmp_path):
+    out = tmp_path / "outputs"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "01_dense_baseline.ipynb"), str(tmp_path / "01.ipynb"), cwd=str(NOTEBOOKS),
+        parameters={"budget": "test", "seed": 3, "output_dir": str(out), "iterations": 60, "eval_every": 20},
+        progress_bar=False, log_output=False,
+    )
+    saved = json.loads((out / "dense.json").read_text())
+    assert saved["settings"]["seed"] == 3 and saved["config"]["seed"] == 3
+    assert saved["config"]["iterations"] == 60 and saved["config"]["subset"] == 1000
+    assert [p["iteration"] for p in saved["result"]["curve"]] == [0, 20, 40, 60]
+
+
+@pytest.mark.parametrize("parameters,message", [
+    ({"seed": "three"}, "seed must be a whole number, got 'three'"),
+    ({"budget": "huge"}, "budget must be one of"),
+])
+def test_a_wrong_parameter_stops_the_notebook_at_once_with_a_message(tmp_path, parameters, message):
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(str(NOTEBOOKS / "03_winning_tickets.ipynb"), str(tmp_path / "03.ipynb"),
+                                   cwd=str(NOTEBOOKS), parameters=parameters, progress_bar=False, log_output=False)
+    assert err.value.ename == "ParameterError" and message in err.value.evalue
+    executed = nbformat.read(tmp_path / "03.ipynb", as_version=4)
+    ran = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]
+    assert len(ran) == 3  # the parameters, the injected parameters, and the check that stopped it

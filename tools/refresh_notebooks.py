@@ -1,0 +1,45 @@
+"""Re-execute the course's notebooks in place at the classroom budget and stamp their run times.
+
+    .venv/bin/python tools/refresh_notebooks.py [notebooks/03_winning_tickets.ipynb ...]
+
+Each notebook runs through papermill with its own parameters (budget "classroom"), in
+``notebooks/``, after its old outputs folder is removed so that nothing is resumed from an
+earlier run. The measured wall time replaces the "**Run time**" line of its first cell.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+RUNTIME = re.compile(r"(\*\*Run time\*\* on a 2-core laptop CPU at the `classroom` budget: )[^\n]*")
+
+
+def refresh(path: Path) -> float:
+    shutil.rmtree(NOTEBOOKS / "outputs" / path.name[:2], ignore_errors=True)
+    start = time.perf_counter()
+    papermill.execute_notebook(str(path), str(path), cwd=str(NOTEBOOKS), log_output=False, progress_bar=False)
+    seconds = time.perf_counter() - start
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    first.source = RUNTIME.sub(lambda m: m.group(1) + _minutes(seconds) + " (measured by the last refresh).",
+                               first.source)
+    nbformat.write(nb, path)
+    return seconds
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} seconds" if seconds < 90 else f"about {seconds / 60:.0f} minutes"
+
+
+if __name__ == "__main__":
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    for p in paths:
+        print(f"{p.name}: {refresh(p.resolve()):.0f} s", flush=True)
