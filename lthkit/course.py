@@ -95,6 +95,18 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
     return settings
 
 
+def experiment_config(settings: dict, *, controls: tuple[str, ...] = ()):
+    """The ``ExperimentConfig`` of a notebook: LeNet-300-100 on MNIST with the paper's settings,
+    changed only by the knobs the budget (or the learner) set."""
+    from lthkit.config import make_config
+
+    return make_config(
+        model="lenet300", dataset="mnist", rounds=settings.get("rounds", 0), controls=controls,
+        seed=settings["seed"], iterations=settings["iterations"], subset=settings["subset"],
+        eval_every=settings["eval_every"], device=settings["device"],
+    )
+
+
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
 
 

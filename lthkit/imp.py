@@ -1,6 +1,6 @@
 """Iterative magnitude pruning (IMP): train, prune, rewind, repeat, with the controls.
 
-Round 0 trains the dense network. Every later round takes the previous round's trained
+Round 0 trains the dense network (recorded as that round's ``ticket`` arm). Every later round takes the previous round's trained
 ticket, removes the smallest-magnitude fraction of its surviving weights, rewinds the
 survivors to the rewind point (initialisation, or iteration k) and trains again. With the
 same mask, the controls ask whether the initialisation matters:

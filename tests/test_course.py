@@ -50,6 +50,12 @@ def test_unknown_knob_is_refused():
         course.notebook_settings("01", "test", seed=0, device="cpu", output_dir="o", epochs=3)
 
 
+def test_experiment_config_changes_only_what_the_budget_sets():
+    config = course.experiment_config(settings(budget="classroom"), controls=("reinit",))
+    assert config.rounds == 15 and config.iterations == 2751 and config.controls == ("reinit",)
+    assert set(config.departures_from_paper()) == {"iterations"}
+
+
 def test_save_json(tmp_path):
     path = course.save_json(tmp_path / "deep", "x.json", {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
