@@ -64,36 +64,45 @@ def sparsity_view(model: nn.Module, data: Splits, sparsity: float, scope: str = 
                         mask[first][:units].cpu().numpy(), weights)
 
 
+def _explorer(slider, view_of, draw):
+    """Slider, text readout and figure: ``view_of(value)`` computes, ``draw(view)`` plots."""
+    import ipywidgets as w
+
+    use_style()
+    readout, out = w.Label(), w.Output()
+
+    def redraw(change=None):
+        view = view_of(slider.value)
+        readout.value = view.readout
+        with out:
+            out.clear_output(wait=True)
+            draw(view)
+            plt.show()
+
+    slider.observe(redraw, names="value")
+    redraw()
+    box = w.VBox([slider, readout, out])
+    box.slider, box.readout = slider, readout
+    return box
+
+
 def sparsity_explorer(model: nn.Module, data: Splits, scope: str = "layerwise"):
     """A slider from 0 to 99% sparsity that redraws accuracy, first-layer masks and the weight histogram."""
     import ipywidgets as w
 
-    use_style()
+    def draw(view: SparsityView) -> None:
+        fig = plt.figure(figsize=(10, 3.2))
+        half = UNITS_SHOWN // 2
+        grid = fig.add_gridspec(2, half + 3)
+        show_mask_images(view.first_layer_masks,
+                         [fig.add_subplot(grid[i // half, i % half]) for i in range(UNITS_SHOWN)])
+        ax = fig.add_subplot(grid[:, half + 1:])
+        plot_weight_histogram(view.first_layer_weights.ravel(), ax=ax)
+        ax.set_title("first layer: surviving weights")
+        fig.suptitle(view.readout, fontsize=10)
+
     slider = w.IntSlider(value=0, min=0, max=99, step=1, description="sparsity %", continuous_update=False)
-    readout = w.Label()
-    out = w.Output()
-
-    def draw(change=None):
-        view = sparsity_view(model, data, slider.value / 100, scope)
-        readout.value = view.readout
-        with out:
-            out.clear_output(wait=True)
-            fig = plt.figure(figsize=(10, 3.2))
-            grid = fig.add_gridspec(2, UNITS_SHOWN // 2 + 3)
-            show_mask_images(view.first_layer_masks,
-                             [fig.add_subplot(grid[i // (UNITS_SHOWN // 2), i % (UNITS_SHOWN // 2)])
-                              for i in range(UNITS_SHOWN)])
-            ax = fig.add_subplot(grid[:, UNITS_SHOWN // 2 + 1:])
-            plot_weight_histogram(view.first_layer_weights.ravel(), ax=ax)
-            ax.set_title("first layer: surviving weights")
-            fig.suptitle(view.readout, fontsize=10)
-            plt.show()
-
-    slider.observe(draw, names="value")
-    draw()
-    box = w.VBox([slider, readout, out])
-    box.slider, box.readout = slider, readout
-    return box
+    return _explorer(slider, lambda v: sparsity_view(model, data, v / 100, scope), draw)
 
 
 @dataclass
@@ -126,33 +135,20 @@ def round_explorer(results: Results):
     on the accuracy-against-weights plot."""
     import ipywidgets as w
 
-    use_style()
+    def draw(view: RoundView) -> None:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+        plot_curve(results.rounds[0].arms["ticket"], ax=left, label="dense (round 0)", color=COLORS["dense"])
+        for arm in view.arms:
+            plot_curve(results.rounds[view.round].arms[arm], ax=left, color=COLORS.get(arm),
+                       label=f"{arm}, {view.weights_remaining:.1%} left")
+        left.set_ylim(bottom=max(left.get_ylim()[0], 80))
+        plot_vs_weights(results, ax=right, arms=["ticket"])
+        right.plot([view.weights_remaining * 100], [view.early_stop_test_accuracy * 100], "o", ms=12,
+                   mfc="none", color="black")
+        fig.suptitle(view.readout, fontsize=10)
+
     slider = w.IntSlider(value=0, min=0, max=len(results.rounds) - 1, description="round", continuous_update=False)
-    readout = w.Label()
-    out = w.Output()
-
-    def draw(change=None):
-        view = round_view(results, slider.value)
-        readout.value = view.readout
-        with out:
-            out.clear_output(wait=True)
-            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-            plot_curve(results.rounds[0].arms["ticket"], ax=left, label="dense (round 0)", color=COLORS["dense"])
-            for arm in view.arms:
-                plot_curve(results.rounds[view.round].arms[arm], ax=left, color=COLORS.get(arm),
-                           label=f"{arm}, {view.weights_remaining:.1%} left")
-            left.set_ylim(bottom=max(left.get_ylim()[0], 80))
-            plot_vs_weights(results, ax=right, arms=["ticket"])
-            right.plot([view.weights_remaining * 100], [view.early_stop_test_accuracy * 100], "o", ms=12,
-                       mfc="none", color="black")
-            fig.suptitle(view.readout, fontsize=10)
-            plt.show()
-
-    slider.observe(draw, names="value")
-    draw()
-    box = w.VBox([slider, readout, out])
-    box.slider, box.readout = slider, readout
-    return box
+    return _explorer(slider, lambda r: round_view(results, r), draw)
 
 
 def first_layer_mask_images(mask: Mask, units: int = UNITS_SHOWN) -> np.ndarray:
