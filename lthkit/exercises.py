@@ -23,9 +23,6 @@ class Verdict:
     def __str__(self) -> str:
         return ("✓ " if self.correct else "✗ ") + self.message
 
-    def _repr_markdown_(self) -> str:
-        return f"**{'✓ Correct' if self.correct else '✗ Not yet'}**: {self.message}"
-
 
 EXERCISES: dict[str, Callable[..., Verdict]] = {}
 
@@ -37,14 +34,18 @@ def exercise(name: str):
     return register
 
 
-def check(name: str, answer, **context) -> Verdict:
-    """Check ``answer`` to exercise ``name``; print and return the verdict."""
+def verdict(name: str, answer, **context) -> Verdict:
+    """Judge ``answer`` to exercise ``name``."""
     if name not in EXERCISES:
         raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
-    verdict = (Verdict(False, "not answered yet: set `answer` in the cell above and run both cells again.")
-               if answer is None else EXERCISES[name](answer, **context))
-    print(verdict)
-    return verdict
+    if answer is None:
+        return Verdict(False, "not answered yet: set `answer` in the cell above and run both cells again.")
+    return EXERCISES[name](answer, **context)
+
+
+def check(name: str, answer, **context) -> None:
+    """Print the verdict on ``answer`` to exercise ``name`` (the checker cell of a notebook)."""
+    print(verdict(name, answer, **context))
 
 
 def _number(answer, expected: float, tolerance: float, hint: str, unit: str = "") -> Verdict:

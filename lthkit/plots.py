@@ -41,13 +41,18 @@ def _axes(ax: Axes | None) -> Axes:
 
 
 def weights_axis(ax: Axes, smallest: float = 1.0) -> Axes:
-    """Percent of weights remaining on a log axis, 100% at the left, as in the paper's figures."""
+    """Percent of weights remaining on a log axis, 100% at the left, as in the paper's figures.
+
+    The axis reaches down to ``smallest`` or to the sparsest point already drawn, whichever is lower.
+    """
+    drawn = [min(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata())]
+    smallest = min([smallest, *drawn])
     ax.set_xscale("log")
     ticks = [t for t in WEIGHT_TICKS if t >= smallest * 0.99]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlim(105, min(ticks) * 0.9)
+    ax.set_xlim(105, smallest * 0.85)
     ax.set_xlabel("weights remaining (%)")
     return ax
 

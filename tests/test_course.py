@@ -11,7 +11,7 @@ import torch
 
 from lthkit import course
 from lthkit.config import make_config
-from lthkit.exercises import EXERCISES, check
+from lthkit.exercises import EXERCISES, check, verdict
 from lthkit.imp import run_imp
 from lthkit.models import build_model
 from lthkit.plots import plot_band_vs_weights, plot_curve, plot_vs_weights
@@ -137,14 +137,16 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         "03.best-round": (best, {"results": small_run}), "04.worse-control": (worse, {"results": small_run}),
     }
     for name, (answer, context) in right.items():
-        assert check(name, answer, **context).correct, name
-        assert not check(name, "nonsense", **context).correct, name
+        assert verdict(name, answer, **context).correct, name
+        assert not verdict(name, "nonsense", **context).correct, name
     result = small_run.rounds[0].arms["ticket"]
-    assert check("01.early-stop", result.early_stop_iteration, result=result).correct
-    assert not check("01.early-stop", result.early_stop_iteration + 10, result=result).correct
-    assert "not answered yet" in str(check("00.train-size", None))
+    assert verdict("01.early-stop", result.early_stop_iteration, result=result).correct
+    assert not verdict("01.early-stop", result.early_stop_iteration + 10, result=result).correct
+    check("00.train-size", None)
+    check("00.train-size", 55000)
     assert set(right) | {"01.early-stop"} == set(EXERCISES)
-    assert "✓" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "✗ not answered yet" in printed and "✓ 55000 it is." in printed
 
 
 def test_plots_draw_every_arm_in_its_colour(small_run):
