@@ -26,6 +26,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """Every setting of one run. Build it with ``make_config``, which fills and checks each field;
+    ``to_dict`` is what ``results.json`` records and what ``--resume`` compares."""
+
     dataset: str = "mnist"
     model: str = "lenet300"
     rounds: int = 15

@@ -122,6 +122,13 @@ def reference_runs(folder: str | os.PathLike | None = None) -> list:
     return [Results.load(p) for p in paths]
 
 
+def print_arm(r: int, arm: str, result, seconds: float) -> None:
+    """One line per trained network: a compact progress log for long IMP runs in a notebook."""
+    name = "dense" if r == 0 else arm
+    print(f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
+          f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
+
+
 def save_json(output_dir: str | os.PathLike, name: str, data: object) -> Path:
     """Write what a notebook computed to ``output_dir/name`` as JSON, and return the path."""
     path = Path(output_dir) / name
