@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lthkit-installed
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 NBTEST := build/nbtest
 
-.PHONY: install lab test notebooks
+.PHONY: install lab test notebooks bench
 
 install: $(STAMP)
 
@@ -32,3 +32,7 @@ test: install
 # Re-execute every notebook in place at the classroom budget, refreshing its committed outputs.
 notebooks: install
 	$(BIN)/python tools/refresh_notebooks.py
+
+# The speed table (not part of the tests): lthkit against a hand-written loop and the FLOP bound.
+bench: install
+	$(BIN)/python benchmarks/speed.py

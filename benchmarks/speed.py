@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -143,10 +142,27 @@ def load_times() -> dict[str, float]:
 
 
 def imp_peak_memory_mb(epochs: float, rounds: int) -> float:
+    """Peak resident memory of an ``lthkit imp`` process, read from /proc while it runs.
+
+    (``RUSAGE_CHILDREN`` would count the pages the child shares with this large process
+    between fork and exec.)
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "lthkit.cli", "imp", "--rounds", str(rounds), "--epochs", str(epochs),
-                        "--out", tmp, "--quiet", "--device", "cpu"], check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        child = subprocess.Popen([sys.executable, "-m", "lthkit.cli", "imp", "--rounds", str(rounds), "--epochs",
+                                  str(epochs), "--out", tmp, "--quiet", "--device", "cpu"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak = 0.0
+        status = Path(f"/proc/{child.pid}/status")
+        while child.poll() is None:
+            try:
+                line = next(l for l in status.read_text().splitlines() if l.startswith("VmHWM:"))
+                peak = max(peak, int(line.split()[1]) / 1024)
+            except (OSError, StopIteration):
+                pass
+            time.sleep(0.1)
+        if child.returncode != 0:
+            raise RuntimeError(f"lthkit imp failed with exit code {child.returncode}")
+    return peak
 
 
 def main(argv=None) -> int:
