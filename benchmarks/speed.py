@@ -68,6 +68,7 @@ def lthkit_training_seconds(model_name: str, data: Splits, iterations: int) -> f
     model = build_model(model_name, data.info.input_shape, data.info.num_classes)
     mask = paper_mask(model)
     config = TrainConfig(iterations=iterations, eval_every=iterations, lr=1.2e-3)
+    train(model, data, TrainConfig(iterations=20, eval_every=20), mask=mask, progress=False)  # warm-up
     total = seconds(lambda: train(model, data, config, mask=mask, progress=False))
     evals = seconds(lambda: (evaluate(model, data.val), evaluate(model, data.test)))
     return total - 2 * evals
@@ -82,9 +83,9 @@ def handwritten_seconds(model_name: str, dataset, iterations: int, device: torch
     opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
     loader = DataLoader(dataset, batch_size=60, shuffle=True)
 
-    def run():
+    def run(count):
         for i, (x, y) in enumerate(loader):
-            if i == iterations:
+            if i == count:
                 break
             x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x), y)
@@ -93,7 +94,8 @@ def handwritten_seconds(model_name: str, dataset, iterations: int, device: torch
             opt.step()
             mask.apply_(model)
 
-    return seconds(run)
+    run(20)  # warm-up
+    return seconds(lambda: run(iterations))
 
 
 def flop_bound_seconds(model_name: str, shape, samples: int, rate: float) -> float:
