@@ -90,8 +90,12 @@ def _total_parameters(answer) -> Verdict:
 
 @exercise("01.early-stop")
 def _early_stop(answer, *, result) -> Verdict:
-    return _number(answer, result.early_stop_iteration, 0,
-                   "look for the evaluation with the smallest validation loss, not the highest accuracy.")
+    spacing = result.curve[1].iteration - result.curve[0].iteration if len(result.curve) > 1 else 0
+    verdict = _number(answer, result.early_stop_iteration, spacing,
+                      "look for the evaluation with the smallest validation loss, not the highest accuracy.")
+    if verdict.correct:
+        return Verdict(True, f"early stopping stopped at iteration {result.early_stop_iteration}.")
+    return verdict
 
 
 @exercise("02.fc1-after-3-rounds")
@@ -120,9 +124,11 @@ def _weights_after_ten(answer) -> Verdict:
 
 @exercise("03.best-round")
 def _best_round(answer, *, results) -> Verdict:
-    best = max(results.rounds, key=lambda r: r.arms["ticket"].early_stop_test_accuracy)
-    if answer == best.round:
-        return Verdict(True, f"round {best.round}, with {best.weights_remaining:.1%} of the weights left.")
+    top = max(r.arms["ticket"].early_stop_test_accuracy for r in results.rounds)
+    best = {r.round: r for r in results.rounds if r.arms["ticket"].early_stop_test_accuracy == top}
+    if answer in best:
+        ties = f" (tied with round {', '.join(str(b) for b in best if b != answer)})" if len(best) > 1 else ""
+        return Verdict(True, f"round {answer}, with {best[answer].weights_remaining:.1%} of the weights left{ties}.")
     return Verdict(False, "compare early_stop_test_accuracy of the ticket across results.rounds.")
 
 

@@ -65,8 +65,8 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
     previous = Results.load(path)
     if not resume:
         raise ConfigError(
-            f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Pass --resume to continue "
-            f"it, --overwrite to replace it, or choose another --out"
+            f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Continue it with --resume "
+            f"(resume=True), replace it with --overwrite (overwrite=True), or choose another output folder"
         )
     if previous.config != ours:
         diffs = ", ".join(
@@ -75,7 +75,7 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
         )
         raise ConfigError(
             f"{out} holds a run with a different configuration ({diffs}). Resume it with the same settings, "
-            f"pass --overwrite to replace it, or choose another --out"
+            f"replace it with --overwrite (overwrite=True), or choose another output folder"
         )
     return previous
 

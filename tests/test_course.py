@@ -28,6 +28,8 @@ def test_knobs_left_at_none_come_from_the_budget():
     s = settings()
     assert (s["rounds"], s["iterations"], s["subset"]) == (3, 100, 1000)
     assert settings(budget="classroom")["iterations"] == 2751
+    assert course.notebook_settings("04", "classroom", seed=0, device="cpu", output_dir="o", iterations=None)[
+        "iterations"] == 2751
     assert settings(rounds=5)["rounds"] == 5
 
 
@@ -140,8 +142,10 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         assert verdict(name, answer, **context).correct, name
         assert not verdict(name, "nonsense", **context).correct, name
     result = small_run.rounds[0].arms["ticket"]
+    spacing = result.curve[1].iteration - result.curve[0].iteration
     assert verdict("01.early-stop", result.early_stop_iteration, result=result).correct
-    assert not verdict("01.early-stop", result.early_stop_iteration + 10, result=result).correct
+    assert verdict("01.early-stop", result.early_stop_iteration + spacing, result=result).correct
+    assert not verdict("01.early-stop", result.early_stop_iteration + 2 * spacing + 1, result=result).correct
     check("00.train-size", None)
     check("00.train-size", 55000)
     assert set(right) | {"01.early-stop"} == set(EXERCISES)
@@ -159,3 +163,13 @@ def test_plots_draw_every_arm_in_its_colour(small_run):
     assert "2 seeds" in band.get_lines()[0].get_label()
     curve = plot_curve(small_run.rounds[1].arms["ticket"])
     assert curve.get_xlabel() == "training iteration"
+
+
+def test_best_round_accepts_every_round_tied_for_the_top(small_run):
+    import copy
+
+    tied = copy.deepcopy(small_run)
+    top = max(r.arms["ticket"].early_stop_test_accuracy for r in tied.rounds)
+    for r in tied.rounds:
+        r.arms["ticket"].early_stop_test_accuracy = top
+    assert all(verdict("03.best-round", r.round, results=tied).correct for r in tied.rounds)

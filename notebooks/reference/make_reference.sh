@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the reference runs that notebooks 03 and 04 draw beside a learner's own run.
-# About 11 minutes per seed on a 2-core laptop CPU; a GPU is much faster (add --device cuda).
+# About 12 minutes per seed on a 2-core laptop CPU; a GPU is much faster (add --device cuda).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for seed in 0 1 2; do
