@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
 from lthkit.data import DATASETS, DataMissingError
-from lthkit.imp import run_imp
+from lthkit.imp import print_arm, run_imp
 from lthkit.models import MODELS
 
 
@@ -98,15 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and args.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: choose one")
         _print_departures(config)
-
-        def report(r, arm, result, seconds):
-            name = "dense" if r == 0 else arm
-            print(f"round {r:2d}  {name:7s} test accuracy {result.test_accuracy:.4f}, early stop at iteration "
-                  f"{result.early_stop_iteration:5d} with {result.early_stop_test_accuracy:.4f}  ({seconds:.1f} s)",
-                  flush=True)
-
         results = run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet, on_arm=report)
+                          progress=not args.quiet, on_arm=print_arm)
         if args.command == "imp":
             print(results.table())
     except (ConfigError, DataMissingError) as err:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from lthkit.imp import print_arm  # noqa: F401  (the notebooks' progress log)
+
 BUDGET_NAMES = ("test", "classroom", "paper")
 
 # Per notebook and budget: the knobs the parameters cell may override.
@@ -120,13 +122,6 @@ def reference_runs(folder: str | os.PathLike | None = None) -> list:
             f"no reference runs in {folder or REFERENCE_DIR}: run notebooks/reference/make_reference.sh to make them"
         )
     return [Results.load(p) for p in paths]
-
-
-def print_arm(r: int, arm: str, result, seconds: float) -> None:
-    """One line per trained network: a compact progress log for long IMP runs in a notebook."""
-    name = "dense" if r == 0 else arm
-    print(f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
-          f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
 
 
 def save_json(output_dir: str | os.PathLike, name: str, data: object) -> Path:
