@@ -12,6 +12,9 @@ same mask, the controls ask whether the initialisation matters:
 At round 0 every mask is full, so the controls would only repeat the dense network; they
 start at round 1.
 
+The arms of a round train side by side on the same batches (``train_together``), each bit
+for bit as it would alone; each arm's time in ``timings.json`` is its share of the round.
+
 When a folder is given, each arm's result is written to ``results.json`` as soon as it is
 known, and each round's mask and trained weights to ``round_NN.pt``. A killed run started
 again with ``resume=True`` skips what is done and ends with the very results an
@@ -34,7 +37,7 @@ from lthkit.models import build_model, prunable_layers
 from lthkit.results import ArmResult, Results, RoundResult, write_json
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
 from lthkit.seeds import derive_seed, generator
-from lthkit.train import train
+from lthkit.train import train, train_together
 
 RESULTS = "results.json"
 TIMINGS = "timings.json"
@@ -144,40 +147,45 @@ def run_imp(
     def done(r: int, arm: str) -> bool:
         return r < len(results.rounds) and arm in results.rounds[r].arms
 
+    def control(arm: str, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
+        model = fresh()
+        if arm == "reinit":
+            return reinitialize(model, mask, derive_seed("reinit", config.seed, r)), mask
+        arm_mask = random_mask_like(mask, generator("random-mask", config.seed, r))
+        return rewind_to(model, rewind_point, arm_mask), arm_mask
+
     mask, trained = Mask.ones_like(fresh()), None
     for r in range(config.rounds + 1):
         if r > 0:
             mask = next_mask(config, trained, mask)
+        arms: dict[str, tuple[torch.nn.Module, Mask]] = {}
         if done(r, "ticket") and out and (out / _round_file(r)).exists():
-            blob = torch.load(out / _round_file(r), weights_only=True)
             trained = fresh()
-            trained.load_state_dict(blob["trained"])
+            trained.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
         else:
             trained = fresh() if r == 0 else rewind_to(fresh(), rewind_point, mask)
-            start = time.perf_counter()
-            run = train(trained, data, tc, mask=mask, start_iteration=0 if r == 0 else k,
-                        snapshot_at=k if r == 0 and k > 0 else None, progress=progress, desc=f"round {r} ticket")
-            if run.snapshot is not None:
-                rewind_point = run.snapshot
-                if out:
-                    rewind_point.save(out / REWIND_POINT)
-            if out:
-                torch.save({"mask": mask.state_dict(), "trained": {n: v.cpu() for n, v in trained.state_dict().items()}},
-                           out / _round_file(r))
-            record(r, mask, "ticket", run.result, time.perf_counter() - start)
+            arms["ticket"] = (trained, mask)
         for arm in arms_of_round(config, r)[1:]:
-            if done(r, arm):
-                continue
-            model = fresh()
-            if arm == "reinit":
-                arm_mask = mask
-                reinitialize(model, mask, derive_seed("reinit", config.seed, r))
-            else:
-                arm_mask = random_mask_like(mask, generator("random-mask", config.seed, r))
-                rewind_to(model, rewind_point, arm_mask)
-            start = time.perf_counter()
-            run = train(model, data, tc, mask=arm_mask, start_iteration=k, progress=progress, desc=f"round {r} {arm}")
-            record(r, mask, arm, run.result, time.perf_counter() - start)
+            if not done(r, arm):
+                arms[arm] = control(arm, r, mask)
+        if not arms:
+            continue
+        start = time.perf_counter()
+        runs = train_together([m for m, _ in arms.values()], data, tc, masks=[m for _, m in arms.values()],
+                              start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
+                              progress=progress, desc=f"round {r} " + "+".join(arms))
+        seconds = (time.perf_counter() - start) / len(arms)
+        for arm, run in zip(arms, runs):
+            if arm == "ticket":
+                if run.snapshot is not None:
+                    rewind_point = run.snapshot
+                    if out:
+                        rewind_point.save(out / REWIND_POINT)
+                if out:
+                    torch.save({"mask": mask.state_dict(),
+                                "trained": {n: v.cpu() for n, v in trained.state_dict().items()}},
+                               out / _round_file(r))
+            record(r, mask, arm, run.result, seconds)
     return results
 
 

@@ -115,16 +115,16 @@ def test_each_arm_starts_from_the_right_weights_and_mask(mnist_small, tmp_path, 
     from lthkit.seeds import derive_seed
 
     starts = []
-    real_train = lthkit.imp.train
+    real_train_together = lthkit.imp.train_together
 
-    def recording_train(model, data, config, *, mask=None, start_iteration=0, **kwargs):
-        starts.append((kwargs.get("desc"), {n: p.detach().clone() for n, p in model.named_parameters()}, mask,
-                       start_iteration))
-        return real_train(model, data, config, mask=mask, start_iteration=start_iteration, **kwargs)
+    def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
+        for model, mask in zip(models, masks):
+            starts.append(({n: p.detach().clone() for n, p in model.named_parameters()}, mask, start_iteration))
+        return real_train_together(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
 
-    monkeypatch.setattr(lthkit.imp, "train", recording_train)
+    monkeypatch.setattr(lthkit.imp, "train_together", recording)
     run_imp(small_config(rounds=1, rewind_iteration=20), tmp_path, data=mnist_small, progress=False)
-    (_, dense0, _, s0), (_, ticket, tmask, s1), (_, reinit, rmask, s2), (_, random, xmask, s3) = starts
+    (dense0, _, s0), (ticket, tmask, s1), (reinit, rmask, s2), (random, xmask, s3) = starts
     point = Snapshot.load(tmp_path / "rewind_point.pt")
     init = dict(build_model("lenet300", (1, 28, 28), seed=0).named_parameters())
     fresh = dict(build_model("lenet300", (1, 28, 28), seed=derive_seed("reinit", 0, 1)).named_parameters())

@@ -3,7 +3,7 @@ import torch
 
 from lthkit.models import build_model
 from lthkit.results import ArmResult
-from lthkit.train import BatchOrder, TrainConfig, evaluate, resolve_device, train
+from lthkit.train import BatchOrder, TrainConfig, evaluate, resolve_device, train, train_together
 
 
 def test_curve_records_every_evaluation_and_early_stop_is_minimum_validation_loss(mnist_small):
@@ -79,3 +79,26 @@ def test_arm_result_round_trips_through_json():
 
     result = ArmResult.from_curve([CurvePoint(0, 2.3, 2.2, 0.1, 0.1), CurvePoint(100, 0.4, 0.3, 0.9, 0.91)])
     assert ArmResult.from_dict(json.loads(json.dumps(asdict(result)))) == result
+
+
+def test_training_together_is_bit_for_bit_training_alone(mnist_small):
+    """The arms of an IMP round share one loop for speed; none may end anywhere else."""
+    from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+
+    def arms():
+        a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=2)
+        return [a, b], [prune_by_magnitude(a, Mask.ones_like(a), layer_rates(a, {"fc": 0.6, "output": 0.3})), None]
+
+    config = TrainConfig(iterations=70, eval_every=30, data_seed=5)
+    together, masks = arms()
+    runs = train_together(together, mnist_small, config, masks=masks, start_iteration=10, snapshot_at=40,
+                          progress=False)
+    alone, masks = arms()
+    for model, mask, run in zip(alone, masks, runs):
+        single = train(model, mnist_small, config, mask=mask, start_iteration=10, snapshot_at=40, progress=False)
+        assert single.result == run.result
+        assert all(torch.equal(single.snapshot.state[n], run.snapshot.state[n]) for n in single.snapshot.state)
+    for a, b in zip(together, alone):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="2 models but 1 masks"):
+        train_together(together, mnist_small, config, masks=[None])
