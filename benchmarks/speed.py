@@ -13,6 +13,7 @@ Everything is measured in one run on one machine, so the ratios are comparable:
   epoch, scaled to 45,000 images).
 - One IMP round with both controls against one arm alone.
 - Loading MNIST the first time and from the cache; peak memory of a whole MNIST IMP run.
+- Where the time of one training step goes (PyTorch's profiler, milliseconds per step).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from lthkit.train import TrainConfig, evaluate, resolve_device, train
 
 
 def seconds(fn, repeat: int = 1) -> float:
+    """Best of ``repeat`` runs: the machine's speed drifts by 10-20% between minutes."""
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -69,7 +71,7 @@ def lthkit_training_seconds(model_name: str, data: Splits, iterations: int) -> f
     mask = paper_mask(model)
     config = TrainConfig(iterations=iterations, eval_every=iterations, lr=1.2e-3)
     train(model, data, TrainConfig(iterations=20, eval_every=20), mask=mask, progress=False)  # warm-up
-    total = seconds(lambda: train(model, data, config, mask=mask, progress=False))
+    total = seconds(lambda: train(model, data, config, mask=mask, progress=False), repeat=2)
     evals = seconds(lambda: (evaluate(model, data.val), evaluate(model, data.test)))
     return total - 2 * evals
 
@@ -95,7 +97,7 @@ def handwritten_seconds(model_name: str, dataset, iterations: int, device: torch
             mask.apply_(model)
 
     run(20)  # warm-up
-    return seconds(lambda: run(iterations))
+    return seconds(lambda: run(iterations), repeat=2)
 
 
 def flop_bound_seconds(model_name: str, shape, samples: int, rate: float) -> float:
@@ -132,6 +134,42 @@ def synthetic_cifar_splits(train_size: int, device: torch.device) -> Splits:
         return Split(torch.randn(n, 3, 32, 32, generator=g).to(device), torch.randint(0, 10, (n,), generator=g).to(device))
 
     return Splits(dataset_info("cifar10"), split(train_size), split(500), split(500))
+
+
+STEP_PARTS = {
+    "matrix multiplies": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "convolutions": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::cudnn_convolution"),
+    "ReLU and max-pooling": ("aten::clamp_min", "aten::threshold_backward", "aten::max_pool2d_with_indices",
+                             "aten::max_pool2d_with_indices_backward"),
+    "masks (gradients and weights)": ("aten::mul_",),
+}
+
+
+def step_profile(model_name: str, data: Splits, iterations: int) -> dict[str, float]:
+    """Milliseconds per training step by kind of work, from PyTorch's profiler.
+
+    The optimiser counts everything under ``Optimizer.step``/``zero_grad`` (its kernel and
+    the Python around it); "everything else" is autograd's bookkeeping, the loss, batch
+    indexing and the interpreter.
+    """
+    from torch.profiler import profile
+
+    small = Splits(data.info, data.train, Split(data.val.x[:60], data.val.y[:60]), Split(data.test.x[:60], data.test.y[:60]))
+    model = build_model(model_name, data.info.input_shape, data.info.num_classes)
+    mask = paper_mask(model)
+    train(model, small, TrainConfig(iterations=5, eval_every=5), mask=mask, progress=False)
+    with profile() as prof:
+        start = time.perf_counter()
+        train(model, small, TrainConfig(iterations=iterations, eval_every=iterations), mask=mask, progress=False)
+        wall = time.perf_counter() - start
+    events = prof.key_averages()
+    parts = {part: sum(e.self_cpu_time_total for e in events if e.key in names) for part, names in STEP_PARTS.items()}
+    parts["optimizer (fused kernel and the Python around it)"] = sum(
+        e.cpu_time_total for e in events if e.key.startswith(("Optimizer.step#", "Optimizer.zero_grad#")))
+    ms = {part: us / 1000 / iterations for part, us in parts.items()}
+    ms["everything else"] = wall * 1000 / iterations - sum(ms.values())
+    ms["step (wall clock, profiled)"] = wall * 1000 / iterations
+    return ms
 
 
 def load_times() -> dict[str, float]:
@@ -212,8 +250,8 @@ def main(argv=None) -> int:
     both = make_config(rounds=1, controls=("reinit", "random"), iterations=round_its, device=str(device))
     with tempfile.TemporaryDirectory() as tmp:
         run_imp(one, Path(tmp) / "warm", data=mnist, progress=False)
-        t_one = seconds(lambda: run_imp(one, Path(tmp) / "one", data=mnist, progress=False, overwrite=True))
-        t_both = seconds(lambda: run_imp(both, Path(tmp) / "both", data=mnist, progress=False, overwrite=True))
+        t_one = seconds(lambda: run_imp(one, Path(tmp) / "one", data=mnist, progress=False, overwrite=True), repeat=2)
+        t_both = seconds(lambda: run_imp(both, Path(tmp) / "both", data=mnist, progress=False, overwrite=True), repeat=2)
     # Each run trains round 0 (dense) and round 1; round 1 is what the comparison is about.
     rows.append({"what": "IMP round 1: ticket + 2 controls vs ticket (s)", "lthkit": t_both - t_one / 2,
                  "hand-written": None, "bound": t_one / 2})
@@ -234,9 +272,18 @@ def main(argv=None) -> int:
               f"{cell(vs_hand, 8)} {cell(vs_bound, 9)}")
         row.update(speedup_vs_hand_written=vs_hand, ratio_to_bound=vs_bound)
     print(f"MNIST first load {loads['first']:.2f} s")
+
+    profiles = {"LeNet-300-100": step_profile("lenet300", mnist, 20 if quick else 300),
+                "Conv-2": step_profile("conv2", cifar, 3 if quick else 20)}
+    print(f"\nwhere a training step goes (ms per step at batch 60; the FLOP bound is "
+          f"{1000 * rows[0]['bound'] / epoch:.2f} ms for LeNet-300-100, {1000 * rows[1]['bound'] / cifar_epoch:.1f} ms for Conv-2)")
+    print(f"{'':52} " + " ".join(f"{name:>14}" for name in profiles))
+    for part in profiles["LeNet-300-100"]:
+        print(f"{part:52} " + " ".join(f"{profile[part]:>14.3f}" for profile in profiles.values()))
     out = args.out or Path(__file__).parent / f"speed-{device.type}.json"
     out.write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
-                               "matmul_gflops": rate / 1e9, "quick": quick, "rows": rows}, indent=1) + "\n")
+                               "matmul_gflops": rate / 1e9, "quick": quick, "rows": rows,
+                               "step_ms": profiles}, indent=1) + "\n")
     print(f"written to {out}")
     return 0
 

@@ -21,7 +21,7 @@ from lthkit.masks import (
 from lthkit.models import build_model, count_parameters, prunable_layers
 from lthkit.results import ArmResult, CurvePoint, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
-from lthkit.train import TrainConfig, evaluate, resolve_device, train
+from lthkit.train import TrainConfig, evaluate, resolve_device, train, train_together
 
 __version__ = "0.1.0"
 
@@ -30,5 +30,5 @@ __all__ = [
     "RoundResult", "Snapshot", "Splits", "Ticket", "TrainConfig", "build_model", "count_parameters",
     "evaluate", "from_torch_prune", "load_dataset", "load_ticket", "make_config", "prunable_layers",
     "prune_by_magnitude", "prune_globally", "prune_randomly", "random_mask_like", "reinitialize",
-    "resolve_device", "rewind_to", "run_imp", "to_torch_prune", "train",
+    "resolve_device", "rewind_to", "run_imp", "to_torch_prune", "train", "train_together",
 ]

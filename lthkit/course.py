@@ -158,30 +158,37 @@ def environment_report() -> dict[str, str]:
 
 
 def measure_speed(data, iterations: int = 300) -> dict[str, float]:
-    """Seconds per LeNet-300-100 training iteration (batch 60, Adam) and per evaluation, on ``data``."""
-    from lthkit.models import build_model
-    from lthkit.train import TrainConfig, evaluate, train
-
+    """Seconds per LeNet-300-100 training iteration (batch 60, Adam) on ``data``: of one network
+    alone and of an IMP round's three arms side by side; and seconds per evaluation."""
     from lthkit.masks import Mask
+    from lthkit.models import build_model
+    from lthkit.train import TrainConfig, evaluate, train_together
 
+    def seconds(count: int) -> float:
+        models = [build_model("lenet300", data.info.input_shape, data.info.num_classes) for _ in range(count)]
+        start = time.perf_counter()
+        train_together(models, data, TrainConfig(iterations=iterations, eval_every=iterations),
+                       masks=[Mask.ones_like(m) for m in models], progress=False)
+        return time.perf_counter() - start
+
+    alone, three = seconds(1), seconds(3)
     model = build_model("lenet300", data.info.input_shape, data.info.num_classes)
-    mask = Mask.ones_like(model)
-    start = time.perf_counter()
-    train(model, data, TrainConfig(iterations=iterations, eval_every=iterations), mask=mask, progress=False)
-    total = time.perf_counter() - start
     start = time.perf_counter()
     evaluate(model, data.val), evaluate(model, data.test)
     per_eval = time.perf_counter() - start
-    return {"per_iteration": max(total - 2 * per_eval, 0.0) / iterations, "per_evaluation": per_eval}
+    return {"per_iteration": max(alone - 2 * per_eval, 0.0) / iterations,
+            "per_round_iteration": max(three - 6 * per_eval, 0.0) / iterations, "per_evaluation": per_eval}
 
 
-def training_work(notebook: str, budget: str) -> tuple[int, int]:
-    """(training iterations, evaluations) that a notebook runs at a budget, from its knobs."""
+def training_work(notebook: str, budget: str) -> tuple[int, int, int]:
+    """What a notebook runs at a budget, from its knobs: (iterations of one network trained alone,
+    iterations of three arms trained side by side, evaluations)."""
     knobs = BUDGETS[notebook][budget]
     its, every = knobs["iterations"], knobs.get("eval_every", knobs["iterations"])
-    trainings = {"00": 1, "01": 1, "02": 2, "03": knobs.get("rounds", 0) + 1,
-                 "04": 3 * knobs.get("rounds", 0) + 1 + 4}[notebook]
-    return trainings * its, trainings * (its // every + 2)
+    rounds = knobs.get("rounds", 0)
+    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4}[notebook]
+    together = rounds if notebook == "04" else 0
+    return alone * its, together * its, (alone + 3 * together) * (its // every + 2)
 
 
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
@@ -189,6 +196,7 @@ def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[
     bound, since plots, checkpoints and starting the kernel come on top."""
     out = {}
     for nb in BUDGETS:
-        its, evals = training_work(nb, budget)
-        out[nb] = (its * speed["per_iteration"] + evals * speed["per_evaluation"]) / 60
+        alone, together, evals = training_work(nb, budget)
+        out[nb] = (alone * speed["per_iteration"] + together * speed["per_round_iteration"]
+                   + evals * speed["per_evaluation"]) / 60
     return out

@@ -64,11 +64,14 @@ def test_save_json(tmp_path):
 
 
 def test_predictions_scale_with_the_work():
-    speed = {"per_iteration": 0.002, "per_evaluation": 0.05}
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
     minutes = course.predict_minutes(speed, "classroom")
     assert set(minutes) == set(course.BUDGETS)
-    its, evals = course.training_work("03", "classroom")
-    assert minutes["03"] == pytest.approx((its * 0.002 + evals * 0.05) / 60)
+    alone, together, evals = course.training_work("03", "classroom")
+    assert together == 0 and minutes["03"] == pytest.approx((alone * 0.002 + evals * 0.05) / 60)
+    alone, together, evals = course.training_work("04", "classroom")
+    assert (alone, together) == (5 * 2751, 15 * 2751)
+    assert minutes["04"] == pytest.approx((alone * 0.002 + together * 0.005 + evals * 0.05) / 60)
     assert course.predict_minutes(speed, "paper")["03"] > minutes["03"]
 
 
