@@ -16,6 +16,13 @@ from lthkit.imp import print_arm, run_imp
 from lthkit.models import MODELS
 
 
+def _milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read milestones {text!r}: give iterations such as 32000,48000")
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=list(DATASETS),
                    help="dataset (default: the paper's for the model: mnist for lenet300, cifar10 for conv2/4/6)")
@@ -27,6 +34,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (default: the paper's, 60)")
     p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser (default: the paper's, adam)")
+    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default: the paper's, 0 for the Adam nets)")
+    p.add_argument("--warmup", type=int, help="iterations of linear learning-rate warm-up (default: the paper's, 0)")
+    p.add_argument("--milestones", type=_milestones,
+                   help="iterations at which the learning rate drops 10x, such as 32000,48000 (default: the "
+                        "paper's, scaled to --iterations)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="random crops and flips of training images (default: the paper's, on for resnet20)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and controls (default: 0)")
     p.add_argument("--subset", type=int,
                    help="train on a seeded class-balanced sample of this many images (default: all)")
@@ -53,10 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--prune-rate",
                      help="fraction of surviving weights removed per round: one rate (0.2) or per kind "
                           "(conv=0.15,fc=0.2,output=0.1); default: the paper's for the model")
-    imp.add_argument("--global", dest="global_pruning", action="store_true",
-                     help="prune by magnitude across all layers at once instead of layer by layer")
+    imp.add_argument("--global", dest="global_pruning", action=argparse.BooleanOptionalAction,
+                     help="prune by magnitude across all layers at once instead of layer by layer "
+                          "(default: the paper's, layer by layer except for resnet20)")
     imp.add_argument("--rewind-iteration", type=int, default=0,
                      help="rewind survivors to their weights after this many iterations (default: 0, initialisation)")
+    imp.add_argument("--retrain", default="rewind", choices=["rewind", "lr-rewind", "finetune"],
+                     help="what each round retrains from: rewind (weights and schedule to --rewind-iteration, the "
+                          "lottery ticket), lr-rewind (trained weights, schedule from --rewind-iteration) or "
+                          "finetune (trained weights at the final learning rate); default: rewind")
 
     train = sub.add_parser("train", help="train one dense network",
                            description="Train one dense network exactly as IMP's round 0 does (the same as "
@@ -69,12 +88,13 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     settings = dict(
         dataset=args.dataset, model=args.model, epochs=args.epochs, iterations=args.iterations,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed, subset=args.subset,
-        eval_every=args.eval_every, device=args.device,
+        eval_every=args.eval_every, device=args.device, weight_decay=args.weight_decay, warmup=args.warmup,
+        milestones=args.milestones, augment=args.augment,
     )
     if args.command == "imp":
         settings.update(
             rounds=args.rounds, controls=args.controls, rewind_iteration=args.rewind_iteration,
-            global_pruning=args.global_pruning,
+            global_pruning=args.global_pruning, retrain=args.retrain,
             prune_rates=parse_prune_rates(args.prune_rate) if args.prune_rate else None,
         )
     else:
@@ -85,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 def _print_departures(config: ExperimentConfig) -> None:
     departures = config.departures_from_paper()
     if departures:
-        print("Differs from Frankle & Carbin (2019):")
+        print("Differs from the paper's setup for this model:")
         for name, (ours, theirs) in departures.items():
             print(f"  {name}: {ours} (paper: {theirs})")
 

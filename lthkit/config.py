@@ -17,6 +17,7 @@ from lthkit.models import MODELS, model_spec
 from lthkit.train import OPTIMIZERS, TrainConfig, resolve_device
 
 CONTROLS = ("reinit", "random")
+RETRAIN = ("rewind", "lr-rewind", "finetune")
 KINDS = ("conv", "fc", "output")
 
 
@@ -38,8 +39,14 @@ class ExperimentConfig:
     lr: float = 0.0
     optimizer: str = ""
     prune_rates: dict[str, float] = field(default_factory=dict)
-    global_pruning: bool = False
+    global_pruning: bool | None = None
     rewind_iteration: int = 0
+    retrain: str = "rewind"
+    momentum: float | None = None
+    weight_decay: float | None = None
+    warmup: int | None = None
+    milestones: tuple[int, ...] | None = None
+    augment: bool | None = None
     controls: tuple[str, ...] = CONTROLS
     seed: int = 0
     subset: int | None = None
@@ -49,6 +56,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["controls"] = list(self.controls)
+        d["milestones"] = list(self.milestones)
         return d
 
     @classmethod
@@ -62,7 +70,8 @@ class ExperimentConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(
             iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            eval_every=self.eval_every, data_seed=self.seed,
+            momentum=self.momentum, weight_decay=self.weight_decay, eval_every=self.eval_every,
+            data_seed=self.seed, warmup=self.warmup, milestones=self.milestones, augment=self.augment,
         )
 
     @property
@@ -75,8 +84,12 @@ class ExperimentConfig:
         theirs = {
             "dataset": paper.dataset, "optimizer": paper.optimizer, "lr": paper.lr, "batch_size": paper.batch_size,
             "iterations": paper.iterations, "prune_rates": paper.prune_rates,
-            "global_pruning": False, "rewind_iteration": 0, "subset": None, "eval_every": 100,
+            "global_pruning": paper.global_pruning, "weight_decay": paper.weight_decay, "warmup": paper.warmup,
+            "milestones": paper.milestones, "augment": paper.augment,
+            "rewind_iteration": 0, "retrain": "rewind", "subset": None, "eval_every": 100,
         }
+        if self.optimizer == "sgd" and paper.optimizer == "sgd":
+            theirs["momentum"] = paper.momentum
         return {k: (getattr(self, k), v) for k, v in theirs.items() if getattr(self, k) != v}
 
 
@@ -173,7 +186,7 @@ def make_config(**settings) -> ExperimentConfig:
     absent = set(rates) - set(paper.prune_rates)
     if absent and set(rates) != set(KINDS):
         raise ConfigError(f"{model} has no {', '.join(sorted(absent))} layers: give rates for {', '.join(paper.prune_rates)}")
-    global_pruning = settings.get("global_pruning", False)
+    global_pruning = settings.get("global_pruning", paper.global_pruning)
     if not isinstance(global_pruning, bool):
         raise ConfigError(f"global_pruning must be True or False, got {global_pruning!r}")
     if global_pruning:
@@ -197,6 +210,26 @@ def make_config(**settings) -> ExperimentConfig:
             f"rewind to an earlier iteration, or train for longer"
         )
 
+    retrain = settings.get("retrain", "rewind")
+    if retrain not in RETRAIN:
+        raise ConfigError(f"unknown retrain {retrain!r}: choose one of {', '.join(RETRAIN)}")
+    momentum = settings.get("momentum", paper.momentum)
+    weight_decay = settings.get("weight_decay", paper.weight_decay)
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ConfigError(f"{name} must be a number, 0 or more, got {value!r}")
+    warmup = settings.get("warmup", paper.warmup)
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or not 0 <= warmup < iterations:
+        raise ConfigError(f"warmup must be a whole number of iterations in [0, {iterations}), got {warmup!r}")
+    milestones = tuple(settings.get("milestones", paper.milestones))
+    if not all(isinstance(m, int) and 0 < m for m in milestones) or list(milestones) != sorted(set(milestones)):
+        raise ConfigError(f"milestones must be increasing iterations, such as 32000,48000, got {list(milestones)}")
+    if milestones and "milestones" not in settings and iterations != paper.iterations:
+        milestones = tuple(round(m * iterations / paper.iterations) for m in milestones if m * iterations >= paper.iterations)
+    augment = settings.get("augment", paper.augment)
+    if not isinstance(augment, bool):
+        raise ConfigError(f"augment must be True or False, got {augment!r}")
+
     controls = settings.get("controls", CONTROLS)
     if isinstance(controls, str):
         controls = tuple(c.strip() for c in controls.split(",") if c.strip())
@@ -206,6 +239,9 @@ def make_config(**settings) -> ExperimentConfig:
         raise ConfigError(f"unknown controls {bad}: choose from {', '.join(CONTROLS)} (or none)")
     if len(set(controls)) != len(controls):
         raise ConfigError(f"controls {list(controls)} name one twice")
+    if controls and retrain != "rewind":
+        raise ConfigError(f"the controls ask whether the rewound weights matter, so they need retrain 'rewind', "
+                          f"not {retrain!r}: pass controls=() (--controls '') with {retrain}")
 
     seed = settings.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -215,6 +251,8 @@ def make_config(**settings) -> ExperimentConfig:
     return ExperimentConfig(
         dataset=dataset, model=model, rounds=rounds, iterations=iterations, epochs=epochs,
         batch_size=batch_size, lr=float(lr), optimizer=optimizer, prune_rates=rates,
-        global_pruning=global_pruning, rewind_iteration=rewind_iteration, controls=controls,
+        global_pruning=global_pruning, rewind_iteration=rewind_iteration, retrain=retrain,
+        momentum=float(momentum), weight_decay=float(weight_decay), warmup=warmup, milestones=milestones,
+        augment=augment, controls=controls,
         seed=seed, subset=subset, eval_every=eval_every, device=_device(settings.get("device", "auto")),
     )

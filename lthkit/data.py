@@ -231,3 +231,18 @@ def _missing_message(info: DatasetInfo, root: Path, download: bool, err: Excepti
 def iterations_per_epoch(train_size: int, batch_size: int) -> int:
     """Batches in one pass over the training set; the last batch may be smaller."""
     return math.ceil(train_size / batch_size)
+
+
+def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The standard CIFAR augmentation on a batch of images: a random crop of the image padded
+    by ``pad`` pixels, and a horizontal flip with probability 1/2, drawn from ``g``. The padding
+    is zero in the normalised image, that is the mean colour (torchvision pads with black)."""
+    n, _, h, w = x.shape
+    shift = torch.randint(0, 2 * pad + 1, (n, 2), generator=g).to(x.device)
+    flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+    rows = shift[:, :1] + torch.arange(h, device=x.device)
+    cols = shift[:, 1:] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()

@@ -12,6 +12,11 @@ same mask, the controls ask whether the initialisation matters:
 At round 0 every mask is full, so the controls would only repeat the dense network; they
 start at round 1.
 
+``retrain`` chooses what a later round starts from (Renda et al. 2020 compare the three):
+``rewind`` (the lottery ticket: weights and learning-rate schedule back to iteration k),
+``lr-rewind`` (keep the trained weights, replay the schedule from k) and ``finetune`` (keep
+the trained weights, train as many iterations at the final learning rate).
+
 The arms of a round train side by side on the same batches (``train_together``), each bit
 for bit as it would alone; each arm's time in ``timings.json`` is its share of the round.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +43,7 @@ from lthkit.models import build_model, prunable_layers
 from lthkit.results import ArmResult, Results, RoundResult, write_json
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
 from lthkit.seeds import derive_seed, generator
-from lthkit.train import train, train_together
+from lthkit.train import TrainConfig, train, train_together
 
 RESULTS = "results.json"
 TIMINGS = "timings.json"
@@ -71,10 +77,14 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
             f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Continue it with --resume "
             f"(resume=True), replace it with --overwrite (overwrite=True), or choose another output folder"
         )
-    if previous.config != ours:
+    try:  # a run saved before a setting existed recorded it at its default
+        theirs = json.loads(json.dumps(ExperimentConfig.from_dict(previous.config).to_dict()))
+    except ConfigError:
+        theirs = previous.config
+    if theirs != ours:
         diffs = ", ".join(
-            f"{k}: {ours.get(k)!r} now, {previous.config.get(k)!r} there"
-            for k in sorted(set(ours) | set(previous.config)) if ours.get(k) != previous.config.get(k)
+            f"{k}: {ours.get(k)!r} now, {theirs.get(k)!r} there"
+            for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)
         )
         raise ConfigError(
             f"{out} holds a run with a different configuration ({diffs}). Resume it with the same settings, "
@@ -154,6 +164,22 @@ def run_imp(
         arm_mask = random_mask_like(mask, generator("random-mask", config.seed, r))
         return rewind_to(model, rewind_point, arm_mask), arm_mask
 
+    def start_of_round(r: int, mask: Mask, trained: torch.nn.Module | None) -> torch.nn.Module:
+        """Round 0 starts from initialisation; later rounds from the rewind point, or (learning-rate
+        rewinding and fine-tuning) from the last round's trained weights under the new mask."""
+        if r == 0:
+            return fresh()
+        if config.retrain == "rewind":
+            return rewind_to(fresh(), rewind_point, mask)
+        model = fresh()
+        model.load_state_dict(trained.state_dict())
+        return mask.apply_(model)
+
+    def train_config(r: int) -> TrainConfig:
+        if r == 0 or config.retrain != "finetune":
+            return tc
+        return replace(tc, lr=tc.lr_at(tc.iterations - 1), warmup=0, milestones=())
+
     mask, trained = Mask.ones_like(fresh()), None
     for r in range(config.rounds + 1):
         if r > 0:
@@ -163,7 +189,7 @@ def run_imp(
             trained = fresh()
             trained.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
         else:
-            trained = fresh() if r == 0 else rewind_to(fresh(), rewind_point, mask)
+            trained = start_of_round(r, mask, trained)
             arms["ticket"] = (trained, mask)
         for arm in arms_of_round(config, r)[1:]:
             if not done(r, arm):
@@ -171,7 +197,7 @@ def run_imp(
         if not arms:
             continue
         start = time.perf_counter()
-        runs = train_together([m for m, _ in arms.values()], data, tc, masks=[m for _, m in arms.values()],
+        runs = train_together([m for m, _ in arms.values()], data, train_config(r), masks=[m for _, m in arms.values()],
                               start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
                               progress=progress, desc=f"round {r} " + "+".join(arms))
         seconds = (time.perf_counter() - start) / len(arms)

@@ -19,7 +19,9 @@ from lthkit.seeds import generator
 
 @dataclass(frozen=True)
 class PaperSetup:
-    """Hyperparameters of Frankle & Carbin (2019), Figure 2 and Appendix."""
+    """Hyperparameters of the paper that introduced tickets for the network: Frankle & Carbin
+    (2019), Figure 2 and Appendix, for LeNet and Conv-2/4/6; Frankle et al. (2020, "Linear Mode
+    Connectivity and the Lottery Ticket Hypothesis"), Table 1, for ResNet-20."""
 
     dataset: str
     optimizer: str
@@ -27,6 +29,12 @@ class PaperSetup:
     batch_size: int
     iterations: int
     prune_rates: dict[str, float]
+    global_pruning: bool = False
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup: int = 0
+    milestones: tuple[int, ...] = ()
+    augment: bool = False
 
 
 class LeNet300(nn.Module):
@@ -69,6 +77,51 @@ class ConvNet(nn.Module):
         return self.fc3(x)
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm, added to the input (through a 1x1 convolution when
+    the shape changes)."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(channels_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """The CIFAR ResNet of He et al. (2016): three stages of ``blocks`` blocks, 16/32/64 wide.
+
+    ``blocks=3`` is ResNet-20, the deeper network on which Frankle et al. (2019, 2020) found
+    that rewinding to iteration 0 no longer finds tickets and rewinding to an early
+    iteration does.
+    """
+
+    def __init__(self, blocks: int, input_shape: tuple[int, ...], num_classes: int = 10):
+        super().__init__()
+        self.conv = nn.Conv2d(input_shape[0], 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        layers, channels = [], 16
+        for stage, width in enumerate((16, 32, 64)):
+            for block in range(blocks):
+                layers.append(BasicBlock(channels, width, 2 if stage > 0 and block == 0 else 1))
+                channels = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(torch.relu(self.bn(self.conv(x))))
+        return self.fc(x.mean((2, 3)))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     build: type
@@ -83,6 +136,9 @@ MODELS: dict[str, ModelSpec] = {
                        PaperSetup("cifar10", "adam", 3e-4, 60, 25_000, {"conv": 0.1, "fc": 0.2, "output": 0.1})),
     "conv6": ModelSpec(ConvNet, ((64, 64, 128, 128, 256, 256),),
                        PaperSetup("cifar10", "adam", 3e-4, 60, 30_000, {"conv": 0.15, "fc": 0.2, "output": 0.1})),
+    "resnet20": ModelSpec(ResNet, (3,), PaperSetup(
+        "cifar10", "sgd", 0.1, 128, 63_000, {"conv": 0.2, "output": 0.2}, global_pruning=True,
+        weight_decay=1e-4, milestones=(32_000, 48_000), augment=True)),
 }
 
 
@@ -101,12 +157,21 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int = 10, 
 
 
 def init_weights(model: nn.Module, seed: int) -> None:
-    """Gaussian Glorot weights and zero biases, as in the paper."""
+    """The paper's initialisation: Gaussian Glorot weights (Kaiming for ResNets), zero biases,
+    batch norm as the identity."""
+    kaiming = isinstance(model, ResNet)
     g = generator("init", seed)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
-                nn.init.xavier_normal_(module.weight, generator=g)
+                if kaiming:
+                    nn.init.kaiming_normal_(module.weight, generator=g)
+                else:
+                    nn.init.xavier_normal_(module.weight, generator=g)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from lthkit.data import Split, Splits, iterations_per_epoch
+from lthkit.data import Split, Splits, augment, iterations_per_epoch
 from lthkit.masks import Mask
 from lthkit.results import ArmResult, CurvePoint
 from lthkit.rewind import Snapshot
@@ -35,7 +35,8 @@ OPTIMIZERS = ("adam", "sgd")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How one network is trained. ``data_seed`` fixes the order of the batches."""
+    """How one network is trained. ``data_seed`` fixes the order of the batches (and their
+    augmentation); ``warmup`` and ``milestones`` make the learning rate a schedule (``lr_at``)."""
 
     iterations: int
     batch_size: int = 60
@@ -45,6 +46,20 @@ class TrainConfig:
     weight_decay: float = 0.0
     eval_every: int = 100
     data_seed: int = 0
+    warmup: int = 0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    augment: bool = False
+
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate of step ``iteration``: a linear warm-up over the first ``warmup``
+        steps, then ``gamma`` times smaller at each milestone passed.
+
+        It depends on the iteration alone, so training that starts at a rewind iteration k
+        picks the schedule up at k: that is learning-rate rewinding.
+        """
+        warm = min(1.0, (iteration + 1) / self.warmup) if self.warmup else 1.0
+        return self.lr * warm * self.gamma ** sum(iteration >= m for m in self.milestones)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -55,6 +70,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing positive iterations, got {self.milestones!r}")
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -187,6 +204,7 @@ def train_together(
             p.mul_(m)
     optimizer = make_optimizer([p for model in models for p in model.parameters()], config)
     order = BatchOrder(len(data.train), config.batch_size, config.data_seed, device)
+    scheduled = bool(config.warmup or config.milestones)
 
     def measure() -> list[tuple[float, ...]]:
         return [evaluate(model, data.val) + evaluate(model, data.test) for model in models]
@@ -207,8 +225,14 @@ def train_together(
     bar = tqdm(total=config.iterations - start_iteration, desc=desc, disable=not progress, leave=False)
     for it in range(start_iteration, config.iterations):
         idx = order(it)
-        x = data.train.x.index_select(0, idx).contiguous(memory_format=memory_format)
+        x = data.train.x.index_select(0, idx)
+        if config.augment:
+            x = augment(x, generator("augment", config.data_seed, it))
+        x = x.contiguous(memory_format=memory_format)
         y = data.train.y.index_select(0, idx)
+        if scheduled:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(it)
         losses = [F.cross_entropy(model(x), y) for model in models]
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(losses)

@@ -1,0 +1,151 @@
+"""Part 2 of the course: learning-rate schedules, augmentation, ResNet-20, the three ways to
+retrain after pruning, and instability analysis."""
+
+import pytest
+import torch
+
+import lthkit.imp
+from lthkit.cli import build_parser, config_from_args
+from lthkit.config import ConfigError, make_config
+from lthkit.data import augment
+from lthkit.imp import run_imp
+from lthkit.masks import Mask
+from lthkit.models import build_model, prunable_layers
+from lthkit.rewind import Snapshot
+from lthkit.stability import error_along_line, instability, interpolate, train_copies
+from lthkit.train import TrainConfig, evaluate, train
+
+
+def test_learning_rate_schedule_warms_up_then_drops_at_each_milestone():
+    config = TrainConfig(iterations=100, lr=0.1, optimizer="sgd", warmup=10, milestones=(50, 80))
+    assert config.lr_at(0) == pytest.approx(0.01) and config.lr_at(4) == pytest.approx(0.05)
+    assert config.lr_at(9) == config.lr_at(49) == pytest.approx(0.1)
+    assert config.lr_at(50) == pytest.approx(0.01) and config.lr_at(99) == pytest.approx(0.001)
+    assert TrainConfig(iterations=10, lr=0.3).lr_at(7) == 0.3
+    with pytest.raises(ValueError, match="milestones must be increasing"):
+        TrainConfig(iterations=10, milestones=(5, 3))
+
+
+def test_the_schedule_reaches_the_optimiser_every_step(mnist_small):
+    """With the learning rate dropped to zero after step 0, five more steps change nothing."""
+    one, six = build_model("lenet300", (1, 28, 28), seed=3), build_model("lenet300", (1, 28, 28), seed=3)
+    train(one, mnist_small, TrainConfig(iterations=1, eval_every=1), progress=False)
+    train(six, mnist_small, TrainConfig(iterations=6, eval_every=6, milestones=(1,), gamma=0.0), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(one.parameters(), six.parameters()))
+    assert not torch.equal(one.fc1.weight, build_model("lenet300", (1, 28, 28), seed=3).fc1.weight)
+
+
+def test_augmentation_crops_and_flips_each_image_reproducibly():
+    x = torch.randn(16, 3, 8, 8)
+    same = augment(x, torch.Generator().manual_seed(1), pad=0)
+    assert all(torch.equal(same[i], x[i]) or torch.equal(same[i], x[i].flip(-1)) for i in range(16))
+    assert any(torch.equal(same[i], x[i].flip(-1)) for i in range(16)) and any(torch.equal(same[i], x[i]) for i in range(16))
+    a = augment(x, torch.Generator().manual_seed(2))
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(2)))
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(16):
+        crops = [padded[i, :, r:r + 8, c:c + 8] for r in range(9) for c in range(9)]
+        assert any(torch.equal(a[i], crop) or torch.equal(a[i], crop.flip(-1)) for crop in crops)
+
+
+def test_resnet20_is_the_cifar_resnet_and_only_its_weights_are_pruned():
+    model = build_model("resnet20", (3, 32, 32))
+    kinds = prunable_layers(model)
+    assert sum(p.numel() for p in model.parameters()) == 272_474
+    assert len(kinds) == 22 and kinds["fc.weight"] == "output"
+    assert all(n.endswith(".weight") and "bn" not in n and "shortcut.1" not in n for n in kinds)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    config = make_config(model="resnet20")
+    assert (config.optimizer, config.lr, config.batch_size, config.iterations) == ("sgd", 0.1, 128, 63_000)
+    assert config.global_pruning and config.weight_decay == 1e-4 and config.milestones == (32_000, 48_000)
+    assert config.augment and config.departures_from_paper() == {}
+
+
+def test_a_shorter_run_scales_the_schedule_and_says_so():
+    config = make_config(model="resnet20", iterations=6300)
+    assert config.milestones == (3200, 4800)
+    assert config.departures_from_paper()["milestones"] == ((3200, 4800), (32_000, 48_000))
+    assert make_config(model="resnet20", iterations=6300, milestones=(100,)).milestones == (100,)
+    with pytest.raises(ConfigError, match="milestones must be increasing"):
+        make_config(model="resnet20", milestones=(5, 5))
+    with pytest.raises(ConfigError, match="need retrain 'rewind'"):
+        make_config(retrain="finetune")
+    with pytest.raises(ConfigError, match="unknown retrain 'rewnd'"):
+        make_config(retrain="rewnd", controls=())
+
+
+def test_imp_on_resnet20_keeps_batch_norm_in_the_rewind_point(mnist_small, tmp_path):
+    config = make_config(model="resnet20", dataset="mnist", rounds=1, iterations=6, eval_every=6, subset=600,
+                         rewind_iteration=3, controls=(), device="cpu", batch_size=32)
+    results = run_imp(config, tmp_path, data=mnist_small, progress=False)
+    assert results.rounds[1].weights_remaining == pytest.approx(0.8, abs=1e-3)
+    point = Snapshot.load(tmp_path / "rewind_point.pt")
+    assert point.iteration == 3 and "bn.running_mean" in point.state
+    assert not torch.equal(point.state["bn.running_mean"], torch.zeros(16))
+    ticket = lthkit.imp.load_ticket(tmp_path, 1).to_model()
+    for name, m in ticket_mask(tmp_path).items():
+        assert torch.count_nonzero(dict(ticket.named_parameters())[name][m == 0]) == 0
+
+
+def ticket_mask(folder):
+    return Mask.from_state_dict(torch.load(folder / "round_01.pt", weights_only=True)["mask"])
+
+
+@pytest.mark.parametrize("retrain", ["lr-rewind", "finetune"])
+def test_lr_rewinding_and_fine_tuning_start_from_the_trained_weights(retrain, mnist_small, tmp_path, monkeypatch):
+    starts = []
+    real = lthkit.imp.train_together
+
+    def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
+        starts.append((models[0].state_dict(keep_vars=False), masks[0], config, start_iteration))
+        starts[-1] = ({k: v.clone() for k, v in starts[-1][0].items()},) + starts[-1][1:]
+        return real(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
+
+    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    config = make_config(rounds=1, iterations=40, eval_every=20, subset=600, controls=(), rewind_iteration=10,
+                         milestones=(30,), retrain=retrain, device="cpu")
+    run_imp(config, tmp_path, data=mnist_small, progress=False)
+    (_, _, first, _), (start, mask, second, k) = starts
+    trained = torch.load(tmp_path / "round_00.pt", weights_only=True)["trained"]
+    assert k == 10
+    for name in start:
+        expected = trained[name] * mask[name] if name in mask else trained[name]
+        assert torch.equal(start[name], expected), name
+    if retrain == "lr-rewind":
+        assert second == first
+    else:
+        assert second.milestones == () and second.lr == pytest.approx(first.lr_at(39)) == pytest.approx(1.2e-4)
+
+
+def test_the_line_between_two_networks_starts_and_ends_at_them(mnist_small):
+    a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=2)
+    mid = interpolate(a.state_dict(), b.state_dict(), 0.5)
+    assert torch.allclose(mid["fc1.weight"], (a.fc1.weight + b.fc1.weight) / 2)
+    errors = error_along_line(a, b, mnist_small.val, points=5)
+    assert len(errors) == 5
+    assert errors[0] == pytest.approx(1 - evaluate(a, mnist_small.val)[1])
+    assert errors[-1] == pytest.approx(1 - evaluate(b, mnist_small.val)[1])
+    assert instability([0.1, 0.3, 0.12]) == pytest.approx(0.19) and instability([0.1, 0.1]) == 0
+
+
+def test_copies_on_one_data_order_coincide_and_on_two_orders_differ(mnist_small):
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    start = Snapshot.of(model)
+    config = TrainConfig(iterations=30, eval_every=30)
+    same = train_copies(model, start, mnist_small, config, data_seeds=(4, 4))
+    assert all(torch.equal(x, y) for x, y in zip(same[0].parameters(), same[1].parameters()))
+    assert instability(error_along_line(*same, mnist_small.val, points=3)) == 0
+    apart = train_copies(model, start, mnist_small, config, data_seeds=(4, 5))
+    assert not torch.equal(apart[0].fc1.weight, apart[1].fc1.weight)
+    assert torch.equal(model.fc1.weight, start.state["fc1.weight"])
+
+
+def test_command_line_takes_the_new_settings():
+    args = build_parser().parse_args(["imp", "--model", "resnet20", "--retrain", "finetune", "--controls", "",
+                                      "--milestones", "100,200", "--no-augment", "--no-global", "--iterations",
+                                      "300", "--out", "x", "--device", "cpu"])
+    config = config_from_args(args)
+    assert (config.retrain, config.milestones, config.augment, config.global_pruning) == ("finetune", (100, 200),
+                                                                                          False, False)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["imp", "--milestones", "a,b", "--out", "x"])
