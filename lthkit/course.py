@@ -50,6 +50,16 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100},
         "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
     },
+    # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
+    # controls_for is fixed by the budget: on a CPU only Conv-2 trains the controls.
+    "05": {
+        "test": {"subset": 200, "iterations": 6, "rounds": 1, "eval_every": 6, "eval_images": 200,
+                 "controls_for": ("conv2",)},
+        "classroom": {"subset": 5000, "iterations": 300, "rounds": 3, "eval_every": 100, "eval_images": 1000,
+                      "controls_for": ("conv2",)},
+        "paper": {"subset": None, "iterations": None, "rounds": 20, "eval_every": 100, "eval_images": None,
+                  "controls_for": ("conv2", "conv4", "conv6")},
+    },
 }
 
 
@@ -82,8 +92,9 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
         raise ParameterError(f"output_dir must be a folder path, got {output_dir!r} ({_kind(output_dir)})")
     defaults = BUDGETS[notebook][budget]
     settings = {"budget": budget, "seed": seed, "device": device, "output_dir": str(output_dir)}
+    settings.update({k: v for k, v in defaults.items() if isinstance(v, tuple)})  # fixed by the budget
     for name, value in knobs.items():
-        if name not in defaults:
+        if name not in defaults or isinstance(defaults[name], tuple):
             raise ParameterError(f"notebook {notebook} has no knob {name!r}; its knobs are {', '.join(defaults)}")
         if value is None:
             settings[name] = defaults[name]
@@ -97,13 +108,13 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
     return settings
 
 
-def experiment_config(settings: dict, *, controls: tuple[str, ...] = ()):
-    """The ``ExperimentConfig`` of a notebook: LeNet-300-100 on MNIST with the paper's settings,
-    changed only by the knobs the budget (or the learner) set."""
+def experiment_config(settings: dict, *, model: str = "lenet300", controls: tuple[str, ...] = ()):
+    """The ``ExperimentConfig`` of a notebook: ``model`` on its paper's dataset with the paper's
+    settings, changed only by the knobs the budget (or the learner) set."""
     from lthkit.config import make_config
 
     return make_config(
-        model="lenet300", dataset="mnist", rounds=settings.get("rounds", 0), controls=controls,
+        model=model, rounds=settings.get("rounds", 0), controls=controls,
         seed=settings["seed"], iterations=settings["iterations"], subset=settings["subset"],
         eval_every=settings["eval_every"], device=settings["device"],
     )
@@ -191,11 +202,14 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int]:
     return alone * its, together * its, (alone + 3 * together) * (its // every + 2)
 
 
+LENET_NOTEBOOKS = ("00", "01", "02", "03", "04")
+
+
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
-    """Minutes each notebook's training takes at ``budget`` on the machine ``speed`` measured: a lower
-    bound, since plots, checkpoints and starting the kernel come on top."""
+    """Minutes each LeNet-300-100 notebook's training takes at ``budget`` on the machine ``speed``
+    measured: a lower bound, since plots, checkpoints and starting the kernel come on top."""
     out = {}
-    for nb in BUDGETS:
+    for nb in LENET_NOTEBOOKS:
         alone, together, evals = training_work(nb, budget)
         out[nb] = (alone * speed["per_iteration"] + together * speed["per_round_iteration"]
                    + evals * speed["per_evaluation"]) / 60

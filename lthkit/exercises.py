@@ -149,3 +149,41 @@ def _worse_control(answer, *, results) -> Verdict:
     if answer == worse:
         return Verdict(True, f"{worse}, at {last[worse].early_stop_test_accuracy:.2%}.")
     return Verdict(False, "look at the last round's early-stop accuracies of the two controls.")
+
+
+def _model_weights_left(model: str, rounds: int) -> float:
+    """Fraction of a model's prunable weights left after ``rounds`` rounds at the paper's rates."""
+    from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+    from lthkit.models import MODELS, build_model
+
+    net = build_model(model, (3, 32, 32))
+    mask = Mask.ones_like(net)
+    rates = layer_rates(net, MODELS[model].paper.prune_rates)
+    for _ in range(rounds):
+        mask = prune_by_magnitude(net, mask, rates)
+    return mask.weights_remaining()
+
+
+@exercise("05.conv6-weights-after-5")
+def _conv6_after_five(answer) -> Verdict:
+    return _number(answer, 100 * _model_weights_left("conv6", 5), 0.5,
+                   "Conv-6's convolutions keep 85% per round, its fully-connected layers 80%, the output layer "
+                   "90%; weigh each by its share of the weights (count_parameters and prunable_layers help).", "%")
+
+
+@exercise("05.most-fc")
+def _most_fc(answer) -> Verdict:
+    from lthkit.models import build_model, prunable_layers
+
+    def fc_share(model: str) -> float:
+        net = build_model(model, (3, 32, 32))
+        params = dict(net.named_parameters())
+        sizes = {n: params[n].numel() for n in prunable_layers(net)}
+        return sum(v for n, v in sizes.items() if prunable_layers(net)[n] != "conv") / sum(sizes.values())
+
+    shares = {m: fc_share(m) for m in ("conv2", "conv4", "conv6")}
+    best = max(shares, key=shares.get)
+    if str(answer).lower().replace("-", "") == best:
+        return Verdict(True, f"{best}: {shares[best]:.1%} of its prunable weights are fully connected "
+                             f"(conv4 {shares['conv4']:.1%}, conv6 {shares['conv6']:.1%}).")
+    return Verdict(False, "give 'conv2', 'conv4' or 'conv6': count each network's fully-connected weights.")

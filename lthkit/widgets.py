@@ -15,7 +15,8 @@ from torch import nn
 
 from lthkit.data import Splits
 from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_globally
-from lthkit.plots import COLORS, plot_curve, plot_vs_weights, plot_weight_histogram, show_mask_images, use_style
+from lthkit.plots import (COLORS, plot_curve, plot_vs_weights, plot_weight_histogram, show_mask_images, use_style,
+                          weights_axis)
 from lthkit.results import Results
 from lthkit.rewind import Snapshot, rewind_to
 from lthkit.train import evaluate
@@ -155,3 +156,48 @@ def first_layer_mask_images(mask: Mask, units: int = UNITS_SHOWN) -> np.ndarray:
     """The first ``units`` rows of the first layer's mask, one flattened image each."""
     return next(iter(mask.values()))[:units].detach().cpu().numpy()
 
+
+
+@dataclass
+class DepthView:
+    round: int
+    rows: dict[str, tuple[float, float]]  # model -> (weights remaining, ticket's early-stop test accuracy)
+
+    @property
+    def readout(self) -> str:
+        return f"round {self.round}: " + "; ".join(
+            f"{model} {left:.1%} of weights, {acc:.2%}" for model, (left, acc) in self.rows.items())
+
+
+def depth_view(runs: dict[str, Results], r: int) -> DepthView:
+    """Round ``r`` of each network's run: how many weights are left and what the ticket reaches."""
+    last = min(len(run.rounds) for run in runs.values()) - 1
+    if not 0 <= r <= last:
+        raise ValueError(f"round {r} is not in every run: rounds go from 0 to {last}")
+    return DepthView(r, {model: (run.rounds[r].weights_remaining, run.rounds[r].arms["ticket"].early_stop_test_accuracy)
+                         for model, run in runs.items()})
+
+
+def depth_explorer(runs: dict[str, Results]):
+    """A slider over IMP rounds for several networks at once (Conv-2, -4, -6): each one's ticket
+    against weights remaining, with the chosen round circled."""
+    import ipywidgets as w
+
+    shades = dict(zip(runs, plt.cm.viridis(np.linspace(0.0, 0.8, len(runs)))))
+
+    def draw(view: DepthView) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for model, run in runs.items():
+            xs, ys = run.series("ticket", "early_stop_test_accuracy")
+            ax.plot(np.array(xs) * 100, np.array(ys) * 100, "o-", ms=3, color=shades[model], label=model)
+            left, acc = view.rows[model]
+            ax.plot([left * 100], [acc * 100], "o", ms=12, mfc="none", color=shades[model])
+        smallest = min(r.weights_remaining for run in runs.values() for r in run.rounds)
+        weights_axis(ax, smallest * 100)
+        ax.set_ylabel("test accuracy at early stop (%)")
+        ax.legend()
+        fig.suptitle(view.readout, fontsize=9)
+
+    last = min(len(run.rounds) for run in runs.values()) - 1
+    slider = w.IntSlider(value=0, min=0, max=last, description="round", continuous_update=False)
+    return _explorer(slider, lambda r: depth_view(runs, r), draw)

@@ -46,10 +46,7 @@ def mnist():
 @pytest.fixture(scope="session")
 def mnist_small():
     """Real MNIST with 600 training images and 1,000 each for validation and test: IMP in seconds."""
-    data = _load("mnist", subset=600)
-    data.val = lthdata.Split(data.val.x[:1000], data.val.y[:1000])
-    data.test = lthdata.Split(data.test.x[:1000], data.test.y[:1000])
-    return data
+    return _load("mnist", subset=600).with_eval_size(1000)
 
 
 @pytest.fixture(autouse=True)

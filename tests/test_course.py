@@ -66,7 +66,7 @@ def test_save_json(tmp_path):
 def test_predictions_scale_with_the_work():
     speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
     minutes = course.predict_minutes(speed, "classroom")
-    assert set(minutes) == set(course.BUDGETS)
+    assert tuple(minutes) == course.LENET_NOTEBOOKS
     alone, together, evals = course.training_work("03", "classroom")
     assert together == 0 and minutes["03"] == pytest.approx((alone * 0.002 + evals * 0.05) / 60)
     alone, together, evals = course.training_work("04", "classroom")
@@ -124,6 +124,24 @@ def test_round_view_and_explorer(small_run):
         round_view(small_run, 3)
 
 
+def test_depth_view_and_explorer_compare_runs_round_by_round(small_run, mnist_small, tmp_path):
+    from lthkit.widgets import depth_explorer, depth_view
+
+    shorter = run_imp(make_config(rounds=1, iterations=30, eval_every=10, subset=600, device="cpu", controls=(),
+                                  prune_rates={"fc": 0.5, "output": 0.5}), tmp_path, data=mnist_small, progress=False)
+    runs = {"a": small_run, "b": shorter}
+    view = depth_view(runs, 1)
+    assert view.rows["a"] == (small_run.rounds[1].weights_remaining,
+                              small_run.rounds[1].arms["ticket"].early_stop_test_accuracy)
+    assert view.rows["b"][0] == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(ValueError, match="rounds go from 0 to 1"):
+        depth_view(runs, 2)
+    explorer = depth_explorer(runs)
+    assert explorer.slider.max == 1
+    explorer.slider.value = 1
+    assert explorer.readout.value.startswith("round 1: a 80.0% of weights") and "; b 50.0% of weights" in explorer.readout.value
+
+
 def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, trained, capsys):
     from lthkit.widgets import one_shot_mask as osm
 
@@ -140,6 +158,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         "01.total-parameters": (266610, {}), "02.fc1-after-3-rounds": (0.512, {}),
         "02.global-hardest-hit": (hardest, {"model": trained}), "03.weights-after-10": (10.83, {}),
         "03.best-round": (best, {"results": small_run}), "04.worse-control": (worse, {"results": small_run}),
+        "05.conv6-weights-after-5": (38.67, {}), "05.most-fc": ("conv2", {}),
     }
     for name, (answer, context) in right.items():
         assert verdict(name, answer, **context).correct, name
