@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lthkit-installed
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 NBTEST := build/nbtest
 
-.PHONY: install lab test notebooks bench
+.PHONY: install lab test notebooks bench student site
 
 install: $(STAMP)
 
@@ -39,3 +39,11 @@ notebooks: install
 # The speed table (not part of the tests): lthkit against a hand-written loop and the FLOP bound.
 bench: install
 	$(BIN)/python benchmarks/speed.py
+
+# Students' copies of the notebooks, without solutions or outputs (docs/teachers_guide.md).
+student: install
+	$(BIN)/python tools/student_copies.py build/student
+
+# The course as static HTML from the committed outputs, with navigation: build/site/index.html.
+site: install
+	$(BIN)/python tools/build_site.py build/site

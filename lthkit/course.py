@@ -60,7 +60,20 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": None, "rounds": 20, "eval_every": 100, "eval_images": None,
                   "controls_for": ("conv2", "conv4", "conv6")},
     },
+    # ResNet-20 on CIFAR-10 (Frankle et al. 2020). iterations and batch_size None: the paper's (63k, 128).
+    # rewind_points are the iterations the instability analysis starts its pairs of copies from.
+    "06": {
+        "test": {"subset": 200, "iterations": 8, "rounds": 1, "batch_size": 32, "eval_every": 4,
+                 "eval_images": 200, "rewind_iteration": 2, "rewind_points": (0, 2)},
+        "classroom": {"subset": 5000, "iterations": 200, "rounds": 2, "batch_size": None, "eval_every": 100,
+                      "eval_images": 500, "rewind_iteration": 20, "rewind_points": (0, 20)},
+        "paper": {"subset": None, "iterations": None, "rounds": 10, "batch_size": None, "eval_every": 1000,
+                  "eval_images": None, "rewind_iteration": 2000, "rewind_points": (0, 100, 500, 2000)},
+    },
 }
+
+
+MAY_BE_ZERO = {"rewind_iteration"}  # rewinding to iteration 0 is the original lottery ticket
 
 
 class ParameterError(ValueError):
@@ -96,11 +109,13 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
     for name, value in knobs.items():
         if name not in defaults or isinstance(defaults[name], tuple):
             raise ParameterError(f"notebook {notebook} has no knob {name!r}; its knobs are {', '.join(defaults)}")
+        smallest = 0 if name in MAY_BE_ZERO else 1
         if value is None:
             settings[name] = defaults[name]
-        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        elif isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+            kind = "whole number, 0 or more," if smallest == 0 else "positive whole number"
             raise ParameterError(
-                f"{name} must be a positive whole number or None (the budget's value), got {value!r} "
+                f"{name} must be a {kind} or None (the budget's value), got {value!r} "
                 f"({_kind(value)}): for example -p {name} {defaults[name] or 100}"
             )
         else:
@@ -108,15 +123,17 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
     return settings
 
 
-def experiment_config(settings: dict, *, model: str = "lenet300", controls: tuple[str, ...] = ()):
+def experiment_config(settings: dict, *, model: str = "lenet300", controls: tuple[str, ...] = (), **changes):
     """The ``ExperimentConfig`` of a notebook: ``model`` on its paper's dataset with the paper's
-    settings, changed only by the knobs the budget (or the learner) set."""
+    settings, changed only by the knobs the budget (or the learner) set and by ``changes`` (such
+    as ``rewind_iteration`` or ``retrain``, the subject of a section)."""
     from lthkit.config import make_config
 
     return make_config(
         model=model, rounds=settings.get("rounds", 0), controls=controls,
         seed=settings["seed"], iterations=settings["iterations"], subset=settings["subset"],
-        eval_every=settings["eval_every"], device=settings["device"],
+        eval_every=settings["eval_every"], device=settings["device"], batch_size=settings.get("batch_size"),
+        **changes,
     )
 
 

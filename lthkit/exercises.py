@@ -187,3 +187,42 @@ def _most_fc(answer) -> Verdict:
         return Verdict(True, f"{best}: {shares[best]:.1%} of its prunable weights are fully connected "
                              f"(conv4 {shares['conv4']:.1%}, conv6 {shares['conv6']:.1%}).")
     return Verdict(False, "give 'conv2', 'conv4' or 'conv6': count each network's fully-connected weights.")
+
+
+@exercise("06.finetune-lr")
+def _finetune_lr(answer) -> Verdict:
+    from lthkit.config import make_config
+
+    tc = make_config(model="resnet20").train_config()
+    return _number(answer, tc.lr_at(tc.iterations - 1), 1e-9,
+                   "fine-tuning trains at the learning rate training ended with: start from 0.1 and apply "
+                   "each of the schedule's drops (x0.1 at 32,000 and at 48,000 of 63,000 iterations).")
+
+
+@exercise("06.instability-by-hand")
+def _instability_by_hand(answer) -> Verdict:
+    from lthkit.stability import instability
+
+    return _number(answer, 100 * instability([0.09, 0.14, 0.35, 0.16, 0.11]), 0.05,
+                   "take the highest error on the line and subtract the mean of the two ends' errors.",
+                   " percentage points")
+
+
+@exercise("06.earliest-stable")
+def _earliest_stable(answer, *, lines) -> Verdict:
+    from lthkit.stability import is_stable
+
+    stable = [k for k in sorted(lines) if is_stable(lines[k])]
+    if not stable:
+        if str(answer).lower() == "none":
+            return Verdict(True, "none of your rewind points is stable: train longer before rewinding.")
+        return Verdict(False, "check each rewind point's instability against 2 percentage points; if none is "
+                              "below, answer 'none'.")
+    try:
+        value = int(answer)
+    except (TypeError, ValueError):
+        return Verdict(False, f"give an iteration (one of {sorted(lines)}) or 'none', not {answer!r}.")
+    if value == stable[0]:
+        return Verdict(True, f"iteration {value}: from there the two copies end in one linearly connected basin.")
+    return Verdict(False, f"look at each rewind point's instability ({', '.join(str(k) for k in sorted(lines))}); "
+                          f"the earliest one at most 2 points is the answer.")

@@ -112,6 +112,20 @@ def plot_curve(result: ArmResult, key: str = "test_accuracy", ax: Axes | None = 
     return ax
 
 
+def plot_error_along_line(errors: Sequence[float], ax: Axes | None = None, label: str | None = None,
+                          **kwargs) -> Axes:
+    """Test error (%) of the networks on the straight line between two trained copies, from the
+    first (0) to the second (1): a bump in the middle is instability."""
+    ax = _axes(ax)
+    alphas = np.linspace(0, 1, len(errors))
+    ax.plot(alphas, np.array(errors, dtype=float) * 100, marker="o", ms=3, label=label, **kwargs)
+    ax.set_xlabel("position on the line between the two copies")
+    ax.set_ylabel("test error (%)")
+    if label:
+        ax.legend()
+    return ax
+
+
 def plot_weight_histogram(weights: np.ndarray, ax: Axes | None = None, bins: int = 80, **kwargs) -> Axes:
     """Histogram of the surviving (non-zero) weights of one layer."""
     ax = _axes(ax)

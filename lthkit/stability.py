@@ -45,9 +45,17 @@ def error_along_line(model_a: nn.Module, model_b: nn.Module, split: Split, point
     return errors
 
 
+STABLE_WITHIN = 0.02  # Frankle et al. (2020): a rise of at most 2 percentage points counts as stable
+
+
 def instability(errors: list[float]) -> float:
     """How far the error rises along the line above the mean of its two ends (0 when stable)."""
     return max(errors) - (errors[0] + errors[-1]) / 2
+
+
+def is_stable(errors: list[float], within: float = STABLE_WITHIN) -> bool:
+    """Whether the error along the line stays within ``within`` of its ends (to float rounding)."""
+    return round(instability(errors), 9) <= within
 
 
 def train_copies(model: nn.Module, start: Snapshot, data: Splits, config: TrainConfig, *,
@@ -62,3 +70,16 @@ def train_copies(model: nn.Module, start: Snapshot, data: Splits, config: TrainC
               progress=progress, desc=f"copy on data order {seed}")
         copies.append(twin)
     return copies[0], copies[1]
+
+
+def errors_by_rewind_point(model: nn.Module, rewind_points: dict[int, Snapshot], data: Splits, config: TrainConfig,
+                           *, mask: Mask | None = None, points: int = 11, progress: bool = False
+                           ) -> dict[int, list[float]]:
+    """The instability analysis over several rewind points: for each iteration k, two copies
+    trained from the weights at k on different data orders, and the test error at ``points``
+    networks along the line between them."""
+    lines = {}
+    for k, start in sorted(rewind_points.items()):
+        a, b = train_copies(model, start, data, config, mask=mask, progress=progress)
+        lines[k] = error_along_line(a, b, data.test, points)
+    return lines

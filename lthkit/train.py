@@ -17,6 +17,7 @@ A fresh optimiser is made for every call, so no optimiser state survives a rewin
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -146,7 +147,14 @@ class BatchOrder:
 @dataclass
 class TrainRun:
     result: ArmResult
-    snapshot: Snapshot | None
+    snapshots: dict[int, Snapshot]  # iteration -> the weights then, for each iteration of ``snapshot_at``
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The one snapshot of ``snapshot_at=k`` (the rewind point of late rewinding), or None."""
+        if len(self.snapshots) > 1:
+            raise ValueError(f"snapshots were taken at {sorted(self.snapshots)}: read them from .snapshots")
+        return next(iter(self.snapshots.values()), None)
 
 
 def train(
@@ -156,14 +164,15 @@ def train(
     *,
     mask: Mask | None = None,
     start_iteration: int = 0,
-    snapshot_at: int | None = None,
+    snapshot_at: int | Collection[int] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainRun:
     """Train ``model`` in place from ``start_iteration`` to ``config.iterations``.
 
     ``mask`` keeps pruned weights at exactly zero. ``snapshot_at`` keeps a copy of the
-    weights after that many iterations (the rewind point of late rewinding).
+    weights after that many iterations (the rewind point of late rewinding), or after each of
+    several (the rewind points an instability analysis compares).
     """
     return train_together([model], data, config, masks=[mask], start_iteration=start_iteration,
                           snapshot_at=snapshot_at, progress=progress, desc=desc)[0]
@@ -176,7 +185,7 @@ def train_together(
     *,
     masks: list[Mask | None] | None = None,
     start_iteration: int = 0,
-    snapshot_at: int | None = None,
+    snapshot_at: int | Collection[int] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[TrainRun]:
@@ -191,6 +200,9 @@ def train_together(
     masks = masks if masks is not None else [None] * len(models)
     if len(masks) != len(models):
         raise ValueError(f"{len(models)} models but {len(masks)} masks: give one mask (or None) per model")
+    wanted = {snapshot_at} if isinstance(snapshot_at, int) else set(snapshot_at or ())
+    if any(not start_iteration <= k <= config.iterations for k in wanted):
+        raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
     device = data.device
     images = data.train.x.dim() == 4 and device.type == "cpu"
     memory_format = torch.channels_last if images else torch.contiguous_format
@@ -209,8 +221,12 @@ def train_together(
     def measure() -> list[tuple[float, ...]]:
         return [evaluate(model, data.val) + evaluate(model, data.test) for model in models]
 
-    def snapshots(iteration: int) -> list[Snapshot]:
-        return [Snapshot.of(model, iteration) for model in models]
+    taken: list[dict[int, Snapshot]] = [{} for _ in models]
+
+    def keep_if_wanted(iteration: int) -> None:
+        if iteration in wanted:
+            for kept, model in zip(taken, models):
+                kept[iteration] = Snapshot.of(model, iteration)
 
     curves: list[list[CurvePoint]] = [[] for _ in models]
 
@@ -218,7 +234,7 @@ def train_together(
         for curve, train_loss, (val_loss, val_acc, _, test_acc) in zip(curves, train_losses, measured):
             curve.append(CurvePoint(iteration, train_loss, val_loss, val_acc, test_acc))
 
-    snapshot = snapshots(start_iteration) if snapshot_at == start_iteration else None
+    keep_if_wanted(start_iteration)
     running = torch.zeros(len(models), device=device)
     steps_since = 0
     pending = measure()
@@ -247,8 +263,7 @@ def train_together(
         if it == start_iteration:
             record(start_iteration, running.tolist(), pending)
         done = it + 1
-        if snapshot_at == done:
-            snapshot = snapshots(done)
+        keep_if_wanted(done)
         if done % config.eval_every == 0 or done == config.iterations:
             measured = measure()
             record(done, (running / steps_since).tolist(), measured)
@@ -257,4 +272,4 @@ def train_together(
             bar.update(done - bar.n - start_iteration)
             bar.set_postfix(val_acc=" ".join(f"{m[1]:.4f}" for m in measured))
     bar.close()
-    return [TrainRun(ArmResult.from_curve(curve), snapshot[i] if snapshot else None) for i, curve in enumerate(curves)]
+    return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(curves, taken)]

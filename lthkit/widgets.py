@@ -15,10 +15,11 @@ from torch import nn
 
 from lthkit.data import Splits
 from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_globally
-from lthkit.plots import (COLORS, plot_curve, plot_vs_weights, plot_weight_histogram, show_mask_images, use_style,
-                          weights_axis)
+from lthkit.plots import (COLORS, plot_curve, plot_error_along_line, plot_vs_weights, plot_weight_histogram,
+                          show_mask_images, use_style, weights_axis)
 from lthkit.results import Results
 from lthkit.rewind import Snapshot, rewind_to
+from lthkit.stability import STABLE_WITHIN, instability, is_stable
 from lthkit.train import evaluate
 
 UNITS_SHOWN = 8
@@ -201,3 +202,43 @@ def depth_explorer(runs: dict[str, Results]):
     last = min(len(run.rounds) for run in runs.values()) - 1
     slider = w.IntSlider(value=0, min=0, max=last, description="round", continuous_update=False)
     return _explorer(slider, lambda r: depth_view(runs, r), draw)
+
+
+@dataclass
+class InstabilityView:
+    rewind_iteration: int
+    errors: list[float]
+    instability: float
+    stable: bool
+
+    @property
+    def readout(self) -> str:
+        verdict = "stable" if self.stable else "unstable"
+        return (f"copies from iteration {self.rewind_iteration}: end errors {self.errors[0]:.1%} and "
+                f"{self.errors[-1]:.1%}, the line rises {self.instability:.1%} above them: {verdict} "
+                f"(stable within {STABLE_WITHIN:.0%})")
+
+
+def instability_view(lines: dict[int, list[float]], k: int) -> InstabilityView:
+    """The instability analysis of the copies trained from rewind iteration ``k``."""
+    if k not in lines:
+        raise ValueError(f"no copies were trained from iteration {k}: the rewind points are {sorted(lines)}")
+    return InstabilityView(k, list(lines[k]), instability(lines[k]), is_stable(lines[k]))
+
+
+def instability_explorer(lines: dict[int, list[float]]):
+    """A slider over the rewind points: the error along the line between the two copies trained
+    from that point, beside the other points' lines in grey."""
+    import ipywidgets as w
+
+    def draw(view: InstabilityView) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k, errors in lines.items():
+            if k != view.rewind_iteration:
+                plot_error_along_line(errors, ax=ax, color=COLORS["reference"], label=f"from iteration {k}")
+        plot_error_along_line(view.errors, ax=ax, color=COLORS["ticket"] if view.stable else COLORS["reinit"],
+                              lw=2.5, label=f"from iteration {view.rewind_iteration}")
+        fig.suptitle(view.readout, fontsize=9)
+
+    slider = w.SelectionSlider(options=sorted(lines), description="rewind to", continuous_update=False)
+    return _explorer(slider, lambda k: instability_view(lines, k), draw)

@@ -159,6 +159,8 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         "02.global-hardest-hit": (hardest, {"model": trained}), "03.weights-after-10": (10.83, {}),
         "03.best-round": (best, {"results": small_run}), "04.worse-control": (worse, {"results": small_run}),
         "05.conv6-weights-after-5": (38.67, {}), "05.most-fc": ("conv2", {}),
+        "06.finetune-lr": (0.001, {}), "06.instability-by-hand": (25, {}),
+        "06.earliest-stable": (20, {"lines": {0: [0.5, 0.8, 0.5], 20: [0.3, 0.31, 0.3], 50: [0.2, 0.2, 0.2]}}),
     }
     for name, (answer, context) in right.items():
         assert verdict(name, answer, **context).correct, name
@@ -195,3 +197,49 @@ def test_best_round_accepts_every_round_tied_for_the_top(small_run):
     for r in tied.rounds:
         r.arms["ticket"].early_stop_test_accuracy = top
     assert all(verdict("03.best-round", r.round, results=tied).correct for r in tied.rounds)
+
+
+def test_earliest_stable_rewind_point_comes_from_the_learners_own_lines():
+    unstable = {0: [0.5, 0.8, 0.5], 20: [0.3, 0.4, 0.3]}
+    assert verdict("06.earliest-stable", "none", lines=unstable).correct
+    assert not verdict("06.earliest-stable", 20, lines=unstable).correct
+    stable_late = {0: [0.5, 0.8, 0.5], 20: [0.3, 0.32, 0.3], 50: [0.2, 0.2, 0.2]}
+    assert verdict("06.earliest-stable", "20", lines=stable_late).correct
+    assert not verdict("06.earliest-stable", 50, lines=stable_late).correct
+    assert not verdict("06.earliest-stable", "none", lines=stable_late).correct
+
+
+def test_rewinding_notebook_budgets_set_the_rewind_points_and_allow_rewinding_to_zero():
+    knobs = dict(rounds=None, iterations=None, subset=None, batch_size=None, eval_every=None, eval_images=None)
+    paper = course.notebook_settings("06", "paper", seed=0, device="cpu", output_dir="o", rewind_iteration=None, **knobs)
+    assert paper["rewind_points"] == (0, 100, 500, 2000) and paper["rewind_iteration"] == 2000
+    config = course.experiment_config(paper, model="resnet20", rewind_iteration=paper["rewind_iteration"])
+    assert config.iterations == 63_000 and config.batch_size == 128 and config.departures_from_paper() == {
+        "rewind_iteration": (2000, 0), "eval_every": (1000, 100)}
+    zero = course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", rewind_iteration=0, **knobs)
+    assert zero["rewind_iteration"] == 0
+    with pytest.raises(course.ParameterError, match="rewind_iteration must be a whole number, 0 or more, or None"):
+        course.notebook_settings("06", "test", seed=0, device="cpu", output_dir="o", rewind_iteration=-1, **knobs)
+    test = course.notebook_settings("06", "test", seed=0, device="cpu", output_dir="o", rewind_iteration=None, **knobs)
+    config = course.experiment_config(test, model="resnet20", rewind_iteration=test["rewind_iteration"], retrain="finetune")
+    assert (config.batch_size, config.retrain, config.rewind_iteration) == (32, "finetune", 2)
+
+
+def test_instability_view_and_explorer_judge_each_rewind_point():
+    from lthkit.plots import plot_error_along_line
+    from lthkit.widgets import instability_explorer, instability_view
+
+    lines = {0: [0.10, 0.30, 0.12], 20: [0.10, 0.115, 0.11]}
+    view = instability_view(lines, 0)
+    assert view.instability == pytest.approx(0.19) and not view.stable
+    assert instability_view(lines, 20).stable
+    assert view.readout.startswith("copies from iteration 0: end errors 10.0% and 12.0%, the line rises 19.0%")
+    with pytest.raises(ValueError, match="rewind points are \\[0, 20\\]"):
+        instability_view(lines, 5)
+    explorer = instability_explorer(lines)
+    assert explorer.readout.value.startswith("copies from iteration 0:") and "unstable" in explorer.readout.value
+    explorer.slider.value = 20
+    assert explorer.readout.value.startswith("copies from iteration 20:") and ": stable" in explorer.readout.value
+    ax = plot_error_along_line(lines[0])
+    xs, ys = ax.get_lines()[0].get_data()
+    assert list(xs) == [0, 0.5, 1] and list(ys) == pytest.approx([10, 30, 12])

@@ -12,7 +12,7 @@ from lthkit.imp import run_imp
 from lthkit.masks import Mask
 from lthkit.models import build_model, prunable_layers
 from lthkit.rewind import Snapshot
-from lthkit.stability import error_along_line, instability, interpolate, train_copies
+from lthkit.stability import error_along_line, errors_by_rewind_point, instability, interpolate, train_copies
 from lthkit.train import TrainConfig, evaluate, train
 
 
@@ -138,6 +138,34 @@ def test_copies_on_one_data_order_coincide_and_on_two_orders_differ(mnist_small)
     apart = train_copies(model, start, mnist_small, config, data_seeds=(4, 5))
     assert not torch.equal(apart[0].fc1.weight, apart[1].fc1.weight)
     assert torch.equal(model.fc1.weight, start.state["fc1.weight"])
+
+
+def test_one_training_keeps_every_rewind_point_asked_for_bit_for_bit(mnist_small):
+    """Snapshots at several iterations equal training stopped at each of them."""
+    config = TrainConfig(iterations=30, eval_every=10)
+    run = train(build_model("lenet300", (1, 28, 28), seed=5), mnist_small, config, snapshot_at=(0, 7, 30),
+                progress=False)
+    assert sorted(run.snapshots) == [0, 7, 30]
+    for k in (7, 30):
+        alone = build_model("lenet300", (1, 28, 28), seed=5)
+        train(alone, mnist_small, TrainConfig(iterations=k, eval_every=k), progress=False)
+        if k == 7:  # stopped early: the same first 7 steps, whatever comes after
+            assert all(torch.equal(run.snapshots[7].state[n], p) for n, p in alone.state_dict().items())
+    assert torch.equal(run.snapshots[0].state["fc1.weight"], build_model("lenet300", (1, 28, 28), seed=5).fc1.weight)
+    with pytest.raises(ValueError, match="read them from .snapshots"):
+        run.snapshot
+    with pytest.raises(ValueError, match=r"snapshot iterations \[5, 31\] must lie in \[0, 30\]"):
+        train(build_model("lenet300", (1, 28, 28)), mnist_small, config, snapshot_at=(5, 31), progress=False)
+
+
+def test_instability_analysis_trains_two_copies_from_each_rewind_point(mnist_small):
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    config = TrainConfig(iterations=20, eval_every=20)
+    points = train(model, mnist_small, config, snapshot_at=(0, 10), progress=False).snapshots
+    lines = errors_by_rewind_point(build_model("lenet300", (1, 28, 28)), points, mnist_small, config, points=3)
+    assert sorted(lines) == [0, 10] and all(len(errors) == 3 for errors in lines.values())
+    twins = train_copies(build_model("lenet300", (1, 28, 28)), points[10], mnist_small, config)
+    assert lines[10] == error_along_line(*twins, mnist_small.test, points=3)
 
 
 def test_command_line_takes_the_new_settings():

@@ -2,15 +2,18 @@
 
     .venv/bin/python tools/markdown_tables.py run runs/mnist-lenet300-15x3/results.json
     .venv/bin/python tools/markdown_tables.py reference notebooks/reference/mnist-lenet300-seed*.json
+    .venv/bin/python tools/markdown_tables.py speed benchmarks/speed-cpu.json
 
 ``run``: one row per chosen round, test accuracy at the early-stopping iteration @ that
 iteration, for the ticket and each control. ``reference``: the mean over the runs given,
-with the lowest and highest, and the mean early-stopping iteration.
+with the lowest and highest, and the mean early-stopping iteration. ``speed``: the table and
+the step profile that ``benchmarks/speed.py`` wrote, with the issue's targets.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from statistics import mean
 
@@ -47,12 +50,60 @@ def reference_table(runs: list[Results], rounds: list[int]) -> list[str]:
     return lines
 
 
+TARGETS = {  # row -> (lthkit / bound at most, hand-written / lthkit at least)
+    "LeNet-300-100 epoch (s)": (1.5, 5.0),
+    "Conv-2 epoch, CIFAR-10 shape (s)": (1.2, None),
+    "IMP round 1: ticket + 2 controls vs ticket (s)": (2.5, None),
+}
+
+
+def speed_table(bench: dict) -> list[str]:
+    def num(v, digits=2):
+        return "–" if v is None else f"{v:.{digits}f}"
+
+    lines = ["| measurement | lthkit | hand-written loop | bound | hand-written / lthkit | lthkit / bound | target |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in bench["rows"]:
+        what = row["what"]
+        target = TARGETS.get(what)
+        goal = []
+        if target and target[0]:
+            met = row["ratio_to_bound"] <= target[0]
+            against = "one arm" if what.startswith("IMP round") else "bound"
+            goal.append(f"≤ {target[0]}x {against} {'met' if met else '**not met**'}")
+        if target and target[1]:
+            met = row["speedup_vs_hand_written"] >= target[1]
+            goal.append(f"≥ {target[1]:.0f}x hand-written {'met' if met else '**not met**'}")
+        if what.startswith("MNIST load"):
+            lthkit = f"{row['first']:.2f} / {row['lthkit']:.2f}"
+            goal.append(f"cached < 0.5 s {'met' if row['lthkit'] < 0.5 else '**not met**'}")
+        elif what.startswith("peak memory"):
+            lthkit = f"{row['lthkit']:.0f}"
+            goal.append(f"< 1 GB {'met' if row['lthkit'] < 1024 else '**not met**'}")
+        else:
+            lthkit = num(row["lthkit"])
+        lines.append(f"| {what} | {lthkit} | {num(row['hand-written'])} | {num(row['bound'])} | "
+                     f"{num(row['speedup_vs_hand_written'])}{'x' if row['speedup_vs_hand_written'] else ''} | "
+                     f"{num(row['ratio_to_bound'])}{'x' if row['ratio_to_bound'] else ''} | {'; '.join(goal)} |")
+    profiles = bench.get("step_ms", {})
+    if profiles:
+        names = list(profiles)
+        lines += ["", "| ms per training step (profiled) | " + " | ".join(names) + " |",
+                  "| --- | " + " | ".join("---:" for _ in names) + " |"]
+        for part in profiles[names[0]]:
+            lines.append(f"| {part} | " + " | ".join(f"{profiles[n][part]:.2f}" for n in names) + " |")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("run", "reference"))
+    parser.add_argument("kind", choices=("run", "reference", "speed"))
     parser.add_argument("files", nargs="+")
     parser.add_argument("--rounds", default=None, help="comma-separated rounds (default: every fifth)")
     args = parser.parse_args(argv)
+    if args.kind == "speed":
+        print("\n".join(speed_table(json.loads(open(args.files[0]).read()))))
+        return 0
     runs = [Results.load(f) for f in args.files]
     last = min(len(run.rounds) for run in runs) - 1
     rounds = [int(r) for r in args.rounds.split(",")] if args.rounds else list(range(0, last + 1, 5))
