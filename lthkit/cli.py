@@ -1,4 +1,5 @@
-"""The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net.
+"""The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net,
+``lthkit data download|verify`` prepares the datasets, ``lthkit doctor`` checks a machine.
 
 Every option maps onto one field of ``ExperimentConfig``; options left out take the
 paper's value for the chosen model, and the run prints each setting that differs.
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
 from lthkit.data import DATASETS, DataMissingError
+from lthkit.doctor import run_doctor
+from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import print_arm, run_imp
 from lthkit.models import MODELS
 
@@ -81,7 +84,71 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one dense network exactly as IMP's round 0 does (the same as "
                                        "'lthkit imp --rounds 0 --controls \'\''). Writes OUT/results.json.")
     _add_training_options(train)
+
+    data = sub.add_parser("data", help="download or verify the course's datasets",
+                          description="Fetch every dataset the course uses, each file checked against its "
+                                      "published MD5, or only check what is there.")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    download = data_sub.add_parser("download", help="fetch what is missing or damaged; nothing when all is verified",
+                                   description="Fetch what is missing or damaged into the data folder and verify "
+                                               "every file; files already verified are not downloaded again.")
+    verify = data_sub.add_parser("verify", help="check every file's MD5, downloading nothing",
+                                 description="Check every file's MD5, downloading nothing; exits 1 if any is "
+                                             "missing or damaged.")
+    for p in (download, verify):
+        p.add_argument("--root", type=Path,
+                       help="data folder (default: $LTHKIT_DATA if set, else the repository's data/)")
+        p.add_argument("--datasets", type=_datasets, default=tuple(DATASETS),
+                       help=f"comma-separated datasets (default: {','.join(DATASETS)})")
+    download.add_argument("--mirror",
+                          help="base URL to fetch from instead of the official addresses, with files laid out as "
+                               "in a data folder (such as a prepared folder served by 'python -m http.server')")
+    download.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    doctor = sub.add_parser("doctor", help="check this machine and predict each notebook's time",
+                            description="Check versions, device, data and output folder, then time a short "
+                                        "training burst and predict each notebook's training time at each budget.")
+    doctor.add_argument("--root", type=Path,
+                        help="data folder (default: $LTHKIT_DATA if set, else the repository's data/)")
+    doctor.add_argument("--out", type=Path, help="folder the notebooks write to (default: notebooks/outputs)")
+    doctor.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    doctor.add_argument("--iterations", type=_positive, default=300,
+                        help="length of the training burst that measures speed (default: 300)")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _datasets(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown datasets {text!r}: choose from {','.join(DATASETS)}")
+    return names
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.action == "download":
+        fetch(args.datasets, args.root, mirror=args.mirror, progress=not args.quiet)
+        return 0
+    broken = 0
+    for name in args.datasets:
+        state = check(name, args.root)
+        for path in state.missing:
+            print(f"{path}: missing")
+        for path in state.corrupted:
+            print(f"{path}: checksum mismatch (truncated or damaged)")
+        for path in state.stale:
+            print(f"{path}: differs from its archive")
+        print(f"{name}: verified in {state.root}" if state.ok else f"{name}: not verified")
+        broken += not state.ok
+    if broken:
+        print("fix with: lthkit data download" + (f" --root {args.root}" if args.root else ""))
+    return 1 if broken else 0
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -113,6 +180,13 @@ def _print_departures(config: ExperimentConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "data":
+        try:
+            return _data(args)
+        except FetchError as err:
+            parser.exit(2, f"lthkit: error: {err}\n")
+    if args.command == "doctor":
+        return 0 if run_doctor(args.root, args.out, device=args.device, iterations=args.iterations) else 1
     try:
         config = config_from_args(args)
         if args.resume and args.overwrite:

@@ -124,3 +124,73 @@ def test_imp_and_train_commands_write_results(mnist_small, tmp_path):
     assert dense.returncode == 0, dense.stderr
     saved = json.loads((tmp_path / "dense" / "results.json").read_text())
     assert len(saved["rounds"]) == 1 and saved["rounds"][0]["weights_remaining"] == 1.0
+
+
+@pytest.fixture
+def mnist_mirror():
+    from conftest import SHARED
+    from test_fetch import serve
+
+    if not (SHARED / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the real MNIST archives are not in {SHARED}")
+    with serve(SHARED) as server:
+        yield server
+
+
+def test_data_download_then_verify(mnist_mirror, tmp_path, capsys):
+    root = str(tmp_path / "stick")
+    assert main(["data", "verify", "--root", root, "--datasets", "mnist"]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'stick' / 'MNIST' / 'raw' / 'train-images-idx3-ubyte.gz'}: missing" in out
+    assert f"fix with: lthkit data download --root {root}" in out
+    assert main(["data", "download", "--root", root, "--datasets", "mnist", "--mirror", mnist_mirror.url,
+                 "--quiet"]) == 0
+    assert len(mnist_mirror.requests) == 4
+    assert main(["data", "download", "--root", root, "--datasets", "mnist", "--mirror", mnist_mirror.url]) == 0
+    assert len(mnist_mirror.requests) == 4 and capsys.readouterr().out.endswith("mnist: verified in " + root + "\n")
+    assert main(["data", "verify", "--root", root, "--datasets", "mnist"]) == 0
+
+
+def test_data_download_uses_lthkit_data(mnist_mirror, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LTHKIT_DATA", str(tmp_path / "shared"))
+    assert main(["data", "download", "--datasets", "mnist", "--mirror", mnist_mirror.url, "--quiet"]) == 0
+    assert (tmp_path / "shared" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def test_data_download_offline_exits_with_the_way_out(tmp_path, capsys):
+    from test_fetch import closed_port_url
+
+    err = refuse(["data", "download", "--root", str(tmp_path), "--datasets", "mnist", "--mirror", closed_port_url(),
+                  "--quiet"], capsys)
+    assert "train-images-idx3-ubyte.gz is missing or damaged" in err and "LTHKIT_DATA" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["data", "download", "--datasets", "imagenet"], "unknown datasets 'imagenet'"),
+    (["data", "verify", "--datasets", ""], "unknown datasets ''"),
+    (["doctor", "--iterations", "0"], "'0' is not a positive whole number"),
+    (["data"], "required"),
+])
+def test_bad_data_and_doctor_input_is_refused(argv, message, capsys):
+    assert message in refuse(argv, capsys)
+
+
+def test_doctor_command_reports_and_exits_nonzero_on_a_problem(tmp_path, monkeypatch, capsys):
+    from lthkit import course
+
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+    monkeypatch.setattr(course, "measure_speed", lambda data, iterations: speed)
+    assert main(["doctor", "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM: mnist: missing" in out and "classroom" in out and "not predicted" in out
+
+
+def test_data_and_doctor_help_documents_every_option():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    parsers = [sub["doctor"], *sub["data"]._subparsers._group_actions[0].choices.values()]
+    for sp in parsers:
+        text = sp.format_help()
+        for action in sp._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and all(flag in text for flag in action.option_strings)
+    assert "--mirror" in parsers[1].format_help() and "--root" in parsers[2].format_help()

@@ -1,0 +1,105 @@
+import re
+import shutil
+
+import pytest
+
+from conftest import SHARED
+from lthkit import course, doctor
+from lthkit.fetch import archives
+
+FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    """A data folder holding only the four real MNIST archives (verified by MD5, nothing unpacked)."""
+    if not all((SHARED / a.path).is_file() for a in archives("mnist")):
+        pytest.skip(f"the real MNIST archives are not in {SHARED}")
+    root = tmp_path / "data"
+    for archive in archives("mnist"):
+        (root / archive.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHARED / archive.path, root / archive.path)
+    return root
+
+
+@pytest.fixture
+def fake_speed(monkeypatch):
+    """The measured speed fixed, so that tests of what the doctor says are fast and exact."""
+    calls = []
+    monkeypatch.setattr(course, "measure_speed", lambda data, iterations: calls.append(iterations) or FAKE_SPEED)
+    return calls
+
+
+def diagnose(root, out, **kwargs):
+    lines = []
+    healthy = doctor.run_doctor(root, out, log=lines.append, **kwargs)
+    return healthy, lines
+
+
+def test_a_ready_machine_is_reported_ready_with_a_prediction_per_notebook_and_budget(mnist_root, tmp_path,
+                                                                                     fake_speed):
+    healthy, lines = diagnose(mnist_root, tmp_path / "out", iterations=50)
+    assert healthy and lines[-1] == "Ready."
+    assert fake_speed == [10, 50]
+    assert "  mnist: present and verified" in lines
+    assert any(line.startswith("  note: fashion-mnist: missing") and "lthkit data download" in line for line in lines)
+    assert any(line.startswith("  note: cifar10: missing") and "notebook 05 needs it" in line for line in lines)
+    assert "  torch: " + course.torch.__version__ in lines and "  cpu: works" in lines
+    assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
+    table = lines.index("  notebook " + "".join(f"{b:>11}" for b in course.BUDGET_NAMES))
+    for row, nb in zip(lines[table + 1:], course.LENET_NOTEBOOKS):
+        expected = [doctor.format_minutes(course.predict_minutes(FAKE_SPEED, b)[nb]) for b in course.BUDGET_NAMES]
+        assert row.split() == [nb, *" ".join(expected).split()]
+    assert any(line.strip().startswith("05") and "not predicted" in line and "CIFAR-10" in line for line in lines)
+
+
+def test_missing_mnist_is_a_problem(tmp_path, fake_speed):
+    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out")
+    assert not healthy
+    problem = next(line for line in lines if "PROBLEM: mnist" in line)
+    assert "missing" in problem and "train-images-idx3-ubyte.gz" in problem and "lthkit data download" in problem
+    assert lines[-1] == "1 problem(s): see PROBLEM above."
+
+
+def test_a_corrupted_archive_is_named(mnist_root, tmp_path, fake_speed):
+    victim = mnist_root / "MNIST/raw/train-labels-idx1-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:-100])
+    healthy, lines = diagnose(mnist_root, tmp_path / "out")
+    assert not healthy
+    assert any(f"PROBLEM: mnist: corrupted {victim} (checksum mismatch)" in line for line in lines)
+
+
+def test_an_unwritable_output_folder_is_a_problem(mnist_root, tmp_path, fake_speed):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    healthy, lines = diagnose(mnist_root, blocker / "out")
+    assert not healthy
+    assert any(f"PROBLEM: cannot write in {blocker / 'out'}" in line for line in lines)
+
+
+def test_versions_other_than_the_tested_ones_are_noted(monkeypatch):
+    pins = doctor.tested_versions()
+    assert pins["torch"] and pins["torchvision"]
+    monkeypatch.setattr(doctor, "tested_versions", lambda: {**pins, "torch": "0.0.1"})
+    notes = doctor.version_notes()
+    assert any(note.startswith("torch ") and note.endswith("the course is tested with 0.0.1") for note in notes)
+
+
+def test_a_real_burst_measures_this_machine(tmp_path, monkeypatch):
+    full_size = doctor.mnist_shaped
+    monkeypatch.setattr(doctor, "mnist_shaped", lambda device: full_size(device).with_eval_size(500))  # seconds
+    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=10)
+    speed_line = next(line for line in lines if "ms per iteration" in line)
+    if float(speed_line.split()[0]) > 0:
+        rows = [line for line in lines if line.strip()[:2] in course.LENET_NOTEBOOKS]
+        assert len(rows) == len(course.LENET_NOTEBOOKS)
+        assert all(len(re.findall(r"[\d.]+ (?:s|min|h)\b", row)) == 3 for row in rows)
+    else:  # a loaded machine can hide 10 iterations in the noise of the evaluations
+        assert any("too few to tell training from evaluation time" in line for line in lines)
+
+
+def test_too_short_a_burst_predicts_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "measure_speed", lambda data, iterations: {**FAKE_SPEED, "per_iteration": 0.0})
+    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=1)
+    assert any("1 iterations were too few" in line for line in lines)
+    assert not any("not predicted" in line or line.startswith("  notebook") for line in lines)
