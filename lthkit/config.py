@@ -225,7 +225,8 @@ def make_config(**settings) -> ExperimentConfig:
     if not all(isinstance(m, int) and 0 < m for m in milestones) or list(milestones) != sorted(set(milestones)):
         raise ConfigError(f"milestones must be increasing iterations, such as 32000,48000, got {list(milestones)}")
     if milestones and "milestones" not in settings and iterations != paper.iterations:
-        milestones = tuple(round(m * iterations / paper.iterations) for m in milestones if m * iterations >= paper.iterations)
+        milestones = tuple(sorted({round(m * iterations / paper.iterations) for m in milestones
+                                   if m * iterations >= paper.iterations}))
     augment = settings.get("augment", paper.augment)
     if not isinstance(augment, bool):
         raise ConfigError(f"augment must be True or False, got {augment!r}")

@@ -120,7 +120,20 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
             )
         else:
             settings[name] = value
+    if "rewind_points" in settings:
+        _fit_rewind_points(settings)
     return settings
+
+
+def _fit_rewind_points(settings: dict) -> None:
+    """The instability analysis starts from the budget's rewind points below the run's length and
+    from ``rewind_iteration``, so a learner's shorter run or other k stays consistent."""
+    k, iterations = settings["rewind_iteration"], settings["iterations"]
+    if iterations is not None and k >= iterations:
+        raise ParameterError(f"rewind_iteration {k} must be smaller than iterations ({iterations}): "
+                             f"for example -p rewind_iteration {iterations // 10}")
+    points = {p for p in settings["rewind_points"] if iterations is None or p < iterations}
+    settings["rewind_points"] = tuple(sorted(points | {0, k}))
 
 
 def experiment_config(settings: dict, *, model: str = "lenet300", controls: tuple[str, ...] = (), **changes):
@@ -135,6 +148,29 @@ def experiment_config(settings: dict, *, model: str = "lenet300", controls: tupl
         eval_every=settings["eval_every"], device=settings["device"], batch_size=settings.get("batch_size"),
         **changes,
     )
+
+
+def notebook_data(settings: dict, config):
+    """The dataset of ``config`` as tensors on its device, measured on the budget's number of
+    validation and test images (all of them when the budget sets none)."""
+    from lthkit.data import load_dataset
+
+    data = load_dataset(config.dataset, device=config.device, subset=config.subset)
+    return data.with_eval_size(settings.get("eval_images"))
+
+
+def run_folder(settings: dict, name: str) -> Path:
+    """Where a notebook keeps the IMP run ``name``: one folder per run, budget and seed, so that
+    runs at another budget or seed never resume each other."""
+    return Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
+
+
+def notebook_imp(settings: dict, config, name: str, data):
+    """IMP as the notebooks run it: checkpointed round by round in ``run_folder`` (run the cell
+    again after an interruption and it resumes), one printed line per trained network."""
+    from lthkit.imp import run_imp
+
+    return run_imp(config, run_folder(settings, name), data=data, resume=True, progress=False, on_arm=print_arm)
 
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"

@@ -190,6 +190,7 @@ def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
         blob = torch.load(cache, weights_only=True)
         if blob.get("version") == CACHE_VERSION:
             return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"]
+    _refuse_damaged(info, root)
     train_x, train_y = _read_torchvision(info, root, train=True, download=download)
     test_x, test_y = _read_torchvision(info, root, train=False, download=download)
     blob = {"version": CACHE_VERSION, "train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
@@ -201,6 +202,23 @@ def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
     except OSError as err:
         warnings.warn(f"could not cache {info.name} in {cache.parent} ({err}); loads stay slower but correct")
     return train_x, train_y, test_x, test_y
+
+
+def _refuse_damaged(info: DatasetInfo, root: Path) -> None:
+    """torchvision reads MNIST's unpacked files without checking them, so before they become the
+    cached tensors they are checked against the published MD5s (CIFAR-10's batches torchvision
+    checks itself). A damaged file stops the load with its name rather than training on it."""
+    if info.name == "cifar10":
+        return
+    from lthkit.fetch import check
+
+    state = check(info.name, root)
+    damaged = state.corrupted + state.stale
+    if damaged:
+        raise DataMissingError(
+            f"{', '.join(map(str, damaged))}: damaged (the bytes differ from the published ones). Fetch them again "
+            f"with `lthkit data download --root {root}`, or copy them from a folder that `lthkit data verify` passes."
+        )
 
 
 def _read_torchvision(info: DatasetInfo, root: Path, *, train: bool, download: bool):

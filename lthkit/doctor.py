@@ -32,7 +32,7 @@ PINNED = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "papermil
 NEEDED_BY = {
     "mnist": "notebooks 00-04 need it",
     "fashion-mnist": "only 'lthkit imp --dataset fashion-mnist' uses it",
-    "cifar10": "notebook 05 needs it",
+    "cifar10": "notebooks 05 and 06 need it",
 }
 REQUIRED = ("mnist",)
 NOT_LENET = {"05": "Conv-2/4/6 on CIFAR-10", "06": "ResNet-20 on CIFAR-10"}

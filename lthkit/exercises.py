@@ -213,15 +213,17 @@ def _earliest_stable(answer, *, lines) -> Verdict:
     from lthkit.stability import is_stable
 
     stable = [k for k in sorted(lines) if is_stable(lines[k])]
+    said_none = isinstance(answer, str) and answer.strip().lower() == "none"
     if not stable:
-        if str(answer).lower() == "none":
+        if said_none:
             return Verdict(True, "none of your rewind points is stable: train longer before rewinding.")
         return Verdict(False, "check each rewind point's instability against 2 percentage points; if none is "
                               "below, answer 'none'.")
-    try:
-        value = int(answer)
-    except (TypeError, ValueError):
+    if said_none:
+        return Verdict(False, "at least one of your rewind points is stable: find the earliest.")
+    if isinstance(answer, bool) or not (isinstance(answer, int) or (isinstance(answer, str) and answer.strip().isdigit())):
         return Verdict(False, f"give an iteration (one of {sorted(lines)}) or 'none', not {answer!r}.")
+    value = int(answer)
     if value == stable[0]:
         return Verdict(True, f"iteration {value}: from there the two copies end in one linearly connected basin.")
     return Verdict(False, f"look at each rewind point's instability ({', '.join(str(k) for k in sorted(lines))}); "

@@ -193,13 +193,15 @@ def _repair(name: str, state: Check, mirror: str | None, progress: bool, log) ->
     if name == "cifar10":
         downloaded += _fetch_cifar10(root, mirror, progress, log)
     else:
-        missing = [a for a in archives(name) if not (root / a.path).exists()]
         for file in unpacked(name):
-            if file.archive in missing:
-                (root / file.path).unlink(missing_ok=True)  # torchvision would read it unchecked
-        for archive in missing:
+            if root / file.archive.path in state.corrupted:
+                (root / file.path).unlink(missing_ok=True)  # made from a damaged archive: never to be read
+        for archive in [a for a in archives(name) if not (root / a.path).exists()]:
             _download(archive, root, mirror, progress)
             downloaded.append(root / archive.path)
+            for file in unpacked(name):
+                if file.archive == archive:  # kept until now, unpacked again below from the verified archive
+                    (root / file.path).unlink(missing_ok=True)
         for file in unpacked(name):
             if not (root / file.path).exists():
                 _gunzip(root / file.archive.path, root / file.path)

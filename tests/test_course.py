@@ -243,3 +243,27 @@ def test_instability_view_and_explorer_judge_each_rewind_point():
     ax = plot_error_along_line(lines[0])
     xs, ys = ax.get_lines()[0].get_data()
     assert list(xs) == [0, 0.5, 1] and list(ys) == pytest.approx([10, 30, 12])
+
+
+def test_rewind_points_follow_a_learners_shorter_run_and_other_k():
+    knobs = dict(rounds=None, subset=None, batch_size=None, eval_every=None, eval_images=None)
+    short = course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", iterations=15,
+                                     rewind_iteration=5, **knobs)
+    assert short["rewind_points"] == (0, 5)
+    other_k = course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", iterations=None,
+                                       rewind_iteration=50, **knobs)
+    assert other_k["rewind_points"] == (0, 20, 50)
+    with pytest.raises(course.ParameterError, match="rewind_iteration 20 must be smaller than iterations \\(10\\)"):
+        course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", iterations=10,
+                                 rewind_iteration=None, **knobs)
+
+
+def test_notebook_runs_live_in_one_folder_per_run_budget_and_seed(tmp_path):
+    s = settings(output_dir=str(tmp_path), iterations=20, eval_every=10, rounds=1)
+    config = course.experiment_config(s)
+    assert course.run_folder(s, "imp") == tmp_path / "imp-test-seed0"
+    data = course.notebook_data({**s, "eval_images": 100}, config)
+    assert len(data.val) == len(data.test) == 100 and len(data.train) == 1000
+    first = course.notebook_imp(s, config, "imp", data)
+    again = course.notebook_imp(s, config, "imp", data)  # resumes: nothing is trained twice
+    assert (tmp_path / "imp-test-seed0" / "results.json").exists() and again.to_dict() == first.to_dict()

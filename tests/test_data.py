@@ -135,3 +135,20 @@ def test_missing_cifar10_names_the_batch_files(tmp_path):
     with pytest.raises(DataMissingError) as err:
         load_dataset("cifar10", root=tmp_path, download=False)
     assert "cifar-10-batches-py" in str(err.value) and "data_batch_1" in str(err.value)
+
+
+def test_a_damaged_unpacked_file_is_refused_by_name_not_trained_on(mnist, tmp_path):
+    """torchvision would read it without a check; lthkit compares it with its archive first."""
+    import shutil
+
+    from lthkit.data import data_root
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root() / "MNIST", root / "MNIST")
+    victim = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    damaged = bytearray(victim.read_bytes())
+    damaged[5000] ^= 0xFF
+    victim.write_bytes(bytes(damaged))
+    with pytest.raises(DataMissingError, match=f"{victim}: damaged .*lthkit data download --root {root}"):
+        load_dataset("mnist", root=root, download=False)
+    assert not (root / "cache" / "mnist.pt").exists()

@@ -43,7 +43,7 @@ def test_a_ready_machine_is_reported_ready_with_a_prediction_per_notebook_and_bu
     assert fake_speed == [10, 50]
     assert "  mnist: present and verified" in lines
     assert any(line.startswith("  note: fashion-mnist: missing") and "lthkit data download" in line for line in lines)
-    assert any(line.startswith("  note: cifar10: missing") and "notebook 05 needs it" in line for line in lines)
+    assert any(line.startswith("  note: cifar10: missing") and "notebooks 05 and 06 need it" in line for line in lines)
     assert "  torch: " + course.torch.__version__ in lines and "  cpu: works" in lines
     assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
     table = lines.index("  notebook " + "".join(f"{b:>11}" for b in course.BUDGET_NAMES))
