@@ -25,7 +25,11 @@ from lthkit.train import TrainConfig, evaluate, train
 
 def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
     """``(1 - alpha) a + alpha b`` for every floating-point entry of two state dicts (batch-norm
-    statistics included); integer entries (batch-norm step counts) are taken from ``a``."""
+    statistics included); integer entries (batch-norm step counts) are taken from ``a``.
+
+    The interpolated running statistics are not those the interpolated network's activations would
+    have, so part of a rise along the line of a batch-norm network can come from them; recomputing
+    them on training data at each point would separate the two."""
     if set(a) != set(b):
         raise ValueError("the two networks have different parameters: interpolate copies of one architecture")
     return {k: torch.lerp(a[k], b[k].to(a[k].device), alpha) if a[k].is_floating_point() else a[k] for k in a}

@@ -129,6 +129,19 @@ def test_the_line_between_two_networks_starts_and_ends_at_them(mnist_small):
     assert instability([0.1, 0.3, 0.12]) == pytest.approx(0.19) and instability([0.1, 0.1]) == 0
 
 
+def test_interpolation_mixes_batch_norm_statistics_and_keeps_step_counts():
+    a, b = build_model("resnet20", (3, 32, 32), seed=1).state_dict(), build_model("resnet20", (3, 32, 32), seed=2).state_dict()
+    a["bn.running_var"], b["bn.running_var"] = torch.full((16,), 1.0), torch.full((16,), 3.0)
+    a["bn.num_batches_tracked"], b["bn.num_batches_tracked"] = torch.tensor(7), torch.tensor(9)
+    quarter = interpolate(a, b, 0.25)
+    assert torch.equal(quarter["bn.running_var"], torch.full((16,), 1.5))
+    assert quarter["bn.num_batches_tracked"].item() == 7
+    assert torch.equal(interpolate(a, b, 0.0)["conv.weight"], a["conv.weight"])
+    assert torch.equal(interpolate(a, b, 1.0)["conv.weight"], b["conv.weight"])
+    with pytest.raises(ValueError, match="different parameters"):
+        interpolate(a, build_model("lenet300", (1, 28, 28)).state_dict(), 0.5)
+
+
 def test_copies_on_one_data_order_coincide_and_on_two_orders_differ(mnist_small):
     model = build_model("lenet300", (1, 28, 28), seed=0)
     start = Snapshot.of(model)
