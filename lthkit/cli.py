@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: the paper's, layer by layer except for resnet20)")
     imp.add_argument("--rewind-iteration", type=int, default=0,
                      help="rewind survivors to their weights after this many iterations (default: 0, initialisation)")
+    imp.add_argument("--dense-from", type=Path,
+                     help="folder of an earlier run whose dense round 0 was trained with the same settings: take it "
+                          "from there instead of training it again (bit for bit the same)")
     imp.add_argument("--retrain", default="rewind", choices=["rewind", "lr-rewind", "finetune"],
                      help="what each round retrains from: rewind (weights and schedule to --rewind-iteration, the "
                           "lottery ticket), lr-rewind (trained weights, schedule from --rewind-iteration) or "
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--resume and --overwrite contradict each other: choose one")
         _print_departures(config)
         results = run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet, on_arm=print_arm)
+                          progress=not args.quiet, on_arm=print_arm, dense_from=getattr(args, "dense_from", None))
         if args.command == "imp":
             print(results.table())
     except (ConfigError, DataMissingError) as err:

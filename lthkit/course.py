@@ -165,12 +165,14 @@ def run_folder(settings: dict, name: str) -> Path:
     return Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
 
 
-def notebook_imp(settings: dict, config, name: str, data):
+def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None = None):
     """IMP as the notebooks run it: checkpointed round by round in ``run_folder`` (run the cell
-    again after an interruption and it resumes), one printed line per trained network."""
+    again after an interruption and it resumes), one printed line per trained network.
+    ``dense_from`` names another run of the notebook whose dense round 0 this one shares."""
     from lthkit.imp import run_imp
 
-    return run_imp(config, run_folder(settings, name), data=data, resume=True, progress=False, on_arm=print_arm)
+    return run_imp(config, run_folder(settings, name), data=data, resume=True, progress=False, on_arm=print_arm,
+                   dense_from=run_folder(settings, dense_from) if dense_from else None)
 
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"

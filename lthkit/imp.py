@@ -93,6 +93,33 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
     return previous
 
 
+ROUND_0_SETTINGS = ("dataset", "model", "iterations", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                    "warmup", "milestones", "augment", "seed", "subset", "eval_every", "device")
+
+
+def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmResult, dict, Snapshot | None]:
+    """Round 0 of the run in ``folder``, for a run with ``config``: its result, its trained weights,
+    and its rewind point when ``config`` rewinds late (None when it rewinds to initialisation).
+
+    Round 0 trains the dense network, which depends only on ``ROUND_0_SETTINGS`` (and on the
+    rewind iteration, whose weights it keeps); runs that differ in anything else (the controls,
+    how later rounds retrain, the pruning rates) can share it instead of training it again.
+    """
+    folder = Path(folder)
+    if not (folder / RESULTS).exists() or not (folder / _round_file(0)).exists():
+        raise ConfigError(f"{folder} holds no finished round 0 to start from: run that IMP first, or leave dense_from out")
+    saved = Results.load(folder / RESULTS)
+    theirs, ours = saved.config, json.loads(json.dumps(config.to_dict()))
+    keys = ROUND_0_SETTINGS + (("rewind_iteration",) if config.rewind_iteration else ())
+    differ = [f"{k}: {ours[k]!r} here, {theirs.get(k)!r} there" for k in keys if theirs.get(k) != ours[k]]
+    if differ:
+        raise ConfigError(f"the dense network in {folder} was trained with other settings ({', '.join(differ)}): "
+                          f"train round 0 here instead (leave dense_from out)")
+    trained = torch.load(folder / _round_file(0), weights_only=True)["trained"]
+    point = Snapshot.load(folder / REWIND_POINT) if config.rewind_iteration else None
+    return saved.rounds[0].arms["ticket"], trained, point
+
+
 def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask) -> Mask:
     """The paper's pruning step: layer-wise rates per kind, or one global rate."""
     if config.global_pruning:
@@ -110,11 +137,14 @@ def run_imp(
     overwrite: bool = False,
     progress: bool = True,
     on_arm: Callable[[int, str, ArmResult, float], None] | None = None,
+    dense_from: str | Path | None = None,
 ) -> Results:
     """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
 
     ``on_arm(round, arm, result, seconds)`` is called after each training, for progress
-    reports. ``data`` may be passed to reuse tensors already loaded.
+    reports. ``data`` may be passed to reuse tensors already loaded. ``dense_from`` names the
+    folder of a run whose round 0 this run shares (``dense_round_of``): it is taken from there,
+    bit for bit what training it here would give, instead of being trained again.
     """
     out = Path(out_dir) if out_dir is not None else None
     results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
@@ -188,6 +218,18 @@ def run_imp(
         if done(r, "ticket") and out and (out / _round_file(r)).exists():
             trained = fresh()
             trained.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
+        elif r == 0 and dense_from is not None:
+            result, state, point = dense_round_of(config, dense_from)
+            trained = fresh()
+            trained.load_state_dict(state)
+            if point is not None:
+                rewind_point = point
+            if out:
+                if point is not None:
+                    point.save(out / REWIND_POINT)
+                torch.save({"mask": mask.state_dict(), "trained": state}, out / _round_file(0))
+            record(0, mask, "ticket", result, 0.0)
+            continue
         else:
             trained = start_of_round(r, mask, trained)
             arms["ticket"] = (trained, mask)

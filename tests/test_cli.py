@@ -120,6 +120,10 @@ def test_imp_and_train_commands_write_results(mnist_small, tmp_path):
     saved = json.loads((tmp_path / "imp" / "results.json").read_text())
     assert [r["round"] for r in saved["rounds"]] == [0, 1]
     assert set(saved["rounds"][1]["arms"]) == {"ticket", "reinit", "random"}
+    assert main(["imp", "--rounds", "1", "--controls", "", "--dense-from", str(tmp_path / "imp"),
+                 "--out", str(tmp_path / "shared"), *argv]) == 0
+    shared = json.loads((tmp_path / "shared" / "results.json").read_text())
+    assert shared["rounds"][0] == saved["rounds"][0] and set(shared["rounds"][1]["arms"]) == {"ticket"}
     dense = subprocess.run(cli + ["train", "--out", str(tmp_path / "dense"), *argv], capture_output=True, text=True)
     assert dense.returncode == 0, dense.stderr
     saved = json.loads((tmp_path / "dense" / "results.json").read_text())

@@ -118,6 +118,40 @@ def test_lr_rewinding_and_fine_tuning_start_from_the_trained_weights(retrain, mn
         assert second.milestones == () and second.lr == pytest.approx(first.lr_at(39)) == pytest.approx(1.2e-4)
 
 
+def test_a_run_sharing_another_runs_dense_round_ends_bit_for_bit_where_training_it_would(mnist_small, tmp_path):
+    base = dict(rounds=2, iterations=30, eval_every=10, subset=600, rewind_iteration=5, device="cpu")
+    run_imp(make_config(controls=("reinit",), **base), tmp_path / "ticket", data=mnist_small, progress=False)
+    lr_rewind = make_config(controls=(), retrain="lr-rewind", **base)
+    shared = run_imp(lr_rewind, tmp_path / "shared", data=mnist_small, progress=False, dense_from=tmp_path / "ticket")
+    alone = run_imp(lr_rewind, tmp_path / "alone", data=mnist_small, progress=False)
+    assert shared.to_dict() == alone.to_dict()
+    for name in ("rewind_point.pt", "round_00.pt", "round_02.pt"):
+        a, b = (torch.load(tmp_path / run / name, weights_only=True) for run in ("shared", "alone"))
+        state_a, state_b = (x["state"] if "state" in x else x["trained"] for x in (a, b))
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_b), name
+    resumed = run_imp(lr_rewind, tmp_path / "shared", data=mnist_small, progress=False, resume=True,
+                      dense_from=tmp_path / "ticket")
+    assert resumed.to_dict() == alone.to_dict()
+    to_zero = make_config(controls=(), **{**base, "rewind_iteration": 0})
+    k0_shared = run_imp(to_zero, tmp_path / "k0", data=mnist_small, progress=False, dense_from=tmp_path / "ticket")
+    assert k0_shared.to_dict() == run_imp(to_zero, tmp_path / "k0-alone", data=mnist_small, progress=False).to_dict()
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"seed": 1}, "seed: 1 here, 0 there"),
+    ({"rewind_iteration": 4}, "rewind_iteration: 4 here, 5 there"),
+    ({"lr": 1e-3}, "lr: 0.001 here, 0.0012 there"),
+])
+def test_a_dense_round_trained_otherwise_is_refused(mnist_small, tmp_path, changes, message):
+    base = dict(rounds=1, iterations=20, eval_every=10, subset=600, rewind_iteration=5, controls=(), device="cpu")
+    run_imp(make_config(**base), tmp_path / "first", data=mnist_small, progress=False)
+    with pytest.raises(ConfigError, match=f"trained with other settings \\({message}"):
+        run_imp(make_config(**{**base, **changes}), tmp_path / "second", data=mnist_small, progress=False,
+                dense_from=tmp_path / "first")
+    with pytest.raises(ConfigError, match="holds no finished round 0"):
+        run_imp(make_config(**base), tmp_path / "third", data=mnist_small, progress=False, dense_from=tmp_path / "none")
+
+
 def test_the_line_between_two_networks_starts_and_ends_at_them(mnist_small):
     a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=2)
     mid = interpolate(a.state_dict(), b.state_dict(), 0.5)
