@@ -128,20 +128,15 @@ def check(name: str, root: str | os.PathLike | None = None) -> Check:
     """
     root = data_root(root)
     result = Check(name, root)
-    if name == "cifar10":
-        for file in unpacked(name):
-            path = root / file.path
-            if not path.exists():
-                result.missing.append(path)
-            elif md5_of(path) != file.md5:
-                result.corrupted.append(path)
-        return result
-    for archive in archives(name):
-        path = root / archive.path
+    published = unpacked(name) if name == "cifar10" else archives(name)
+    for file in published:
+        path = root / file.path
         if not path.exists():
             result.missing.append(path)
-        elif md5_of(path) != archive.md5:
+        elif md5_of(path) != file.md5:
             result.corrupted.append(path)
+    if name == "cifar10":
+        return result
     for file in unpacked(name):
         path, source = root / file.path, root / file.archive.path
         if path.exists() and source not in result.missing + result.corrupted:
