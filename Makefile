@@ -22,14 +22,13 @@ lab: install
 
 # Every notebook runs under nbval at the "test" budget: papermill injects the parameter into a
 # copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
-# Notebook kernels read their data from $(NBTEST)/data: real MNIST, and a synthetic CIFAR-10.
+# Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
 test: install
 	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
 	for nb in $(NOTEBOOKS); do \
 	  $(BIN)/papermill --prepare-only --log-level WARNING "$$nb" "$(NBTEST)/$$(basename $$nb)" -p budget test || exit 1; \
 	done
-	$(BIN)/python tests/cifar_fixture.py $(NBTEST)
-	IPYTHONDIR=$(abspath $(NBTEST))/ipython $(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
+	$(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Re-execute every notebook in place at the classroom budget, refreshing its committed outputs.

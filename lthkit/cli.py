@@ -49,6 +49,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="train on a seeded class-balanced sample of this many images (default: all)")
     p.add_argument("--eval-every", type=int, default=100,
                    help="iterations between evaluations on validation and test sets (default: 100)")
+    p.add_argument("--eval-images", type=int,
+                   help="measure on the first N validation and N test images (default: all; fewer is faster, noisier)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--out", type=Path, required=True, help="folder for results.json and checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
@@ -158,7 +160,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     settings = dict(
         dataset=args.dataset, model=args.model, epochs=args.epochs, iterations=args.iterations,
         batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed, subset=args.subset,
-        eval_every=args.eval_every, device=args.device, weight_decay=args.weight_decay, warmup=args.warmup,
+        eval_every=args.eval_every, eval_images=args.eval_images, device=args.device, weight_decay=args.weight_decay, warmup=args.warmup,
         milestones=args.milestones, augment=args.augment,
     )
     if args.command == "imp":

@@ -51,6 +51,7 @@ class ExperimentConfig:
     seed: int = 0
     subset: int | None = None
     eval_every: int = 100
+    eval_images: int | None = None  # validation and test images measured; None: all of them
     device: str = "cpu"  # resolved: "auto" becomes the device actually used
 
     def to_dict(self) -> dict:
@@ -87,6 +88,7 @@ class ExperimentConfig:
             "global_pruning": paper.global_pruning, "weight_decay": paper.weight_decay, "warmup": paper.warmup,
             "milestones": paper.milestones, "augment": paper.augment,
             "rewind_iteration": 0, "retrain": "rewind", "subset": None, "eval_every": 100,
+            "eval_images": None,
         }
         if self.optimizer == "sgd" and paper.optimizer == "sgd":
             theirs["momentum"] = paper.momentum
@@ -248,6 +250,9 @@ def make_config(**settings) -> ExperimentConfig:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be a whole number, got {seed!r}")
     eval_every = _positive_int("eval_every", settings.get("eval_every", 100))
+    eval_images = settings.get("eval_images")
+    if eval_images is not None:
+        _positive_int("eval_images", eval_images)
 
     return ExperimentConfig(
         dataset=dataset, model=model, rounds=rounds, iterations=iterations, epochs=epochs,
@@ -255,5 +260,5 @@ def make_config(**settings) -> ExperimentConfig:
         global_pruning=global_pruning, rewind_iteration=rewind_iteration, retrain=retrain,
         momentum=float(momentum), weight_decay=float(weight_decay), warmup=warmup, milestones=milestones,
         augment=augment, controls=controls,
-        seed=seed, subset=subset, eval_every=eval_every, device=_device(settings.get("device", "auto")),
+        seed=seed, subset=subset, eval_every=eval_every, eval_images=eval_images, device=_device(settings.get("device", "auto")),
     )

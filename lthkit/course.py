@@ -145,18 +145,18 @@ def experiment_config(settings: dict, *, model: str = "lenet300", controls: tupl
     return make_config(
         model=model, rounds=settings.get("rounds", 0), controls=controls,
         seed=settings["seed"], iterations=settings["iterations"], subset=settings["subset"],
-        eval_every=settings["eval_every"], device=settings["device"], batch_size=settings.get("batch_size"),
-        **changes,
+        eval_every=settings["eval_every"], eval_images=settings.get("eval_images"), device=settings["device"],
+        batch_size=settings.get("batch_size"), **changes,
     )
 
 
 def notebook_data(settings: dict, config):
-    """The dataset of ``config`` as tensors on its device, measured on the budget's number of
-    validation and test images (all of them when the budget sets none)."""
+    """The dataset of ``config`` as tensors on its device, measured on the config's number of
+    validation and test images (all of them when it sets none)."""
     from lthkit.data import load_dataset
 
     data = load_dataset(config.dataset, device=config.device, subset=config.subset)
-    return data.with_eval_size(settings.get("eval_images"))
+    return data.with_eval_size(config.eval_images)
 
 
 def run_folder(settings: dict, name: str) -> Path:

@@ -186,7 +186,7 @@ def _repair(name: str, state: Check, mirror: str | None, progress: bool, log) ->
         log(f"{path}: differs from its archive, unpacking again")
         path.unlink()
     if name == "cifar10":
-        downloaded += _fetch_cifar10(root, mirror, progress, log)
+        downloaded += _fetch_cifar10(root, state, mirror, progress, log)
     else:
         for file in unpacked(name):
             if root / file.archive.path in state.corrupted:
@@ -207,9 +207,22 @@ def _repair(name: str, state: Check, mirror: str | None, progress: bool, log) ->
     return downloaded
 
 
-def _fetch_cifar10(root: Path, mirror: str | None, progress: bool, log) -> list[Path]:
+def _fetch_cifar10(root: Path, state: Check, mirror: str | None, progress: bool, log) -> list[Path]:
+    """CIFAR-10 is published as one archive, but a mirror made by ``lthkit data download`` (or any
+    folder laid out as a data root) also serves the batch files themselves, each with its own
+    MD5: from a mirror only the batches that are missing or damaged are fetched. The archive is
+    the fallback, and the only source upstream."""
     from torchvision.datasets.utils import extract_archive
 
+    wanted = {root / f.path for f in unpacked("cifar10")} & {*state.missing, *state.corrupted}
+    if mirror:
+        batches = [Archive(f.path, f.md5, ()) for f in unpacked("cifar10") if root / f.path in wanted]
+        try:
+            for batch in batches:
+                _download(batch, root, mirror, progress)
+            return [root / b.path for b in batches]
+        except FetchError as err:
+            log(f"{err}; fetching the whole archive instead")
     (tarball,) = archives("cifar10")
     path, downloaded = root / tarball.path, []
     if path.exists() and md5_of(path) != tarball.md5:

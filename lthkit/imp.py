@@ -94,7 +94,7 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
 
 
 ROUND_0_SETTINGS = ("dataset", "model", "iterations", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                    "warmup", "milestones", "augment", "seed", "subset", "eval_every", "device")
+                    "warmup", "milestones", "augment", "seed", "subset", "eval_every", "eval_images", "device")
 
 
 def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmResult, dict, Snapshot | None]:
@@ -150,7 +150,8 @@ def run_imp(
     results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
     if data is None:
         data = load_dataset(config.dataset, device=config.device, subset=config.subset)
-    elif data.info.name != config.dataset or len(data.train) != config.train_size:
+    data = data.with_eval_size(config.eval_images)
+    if data.info.name != config.dataset or len(data.train) != config.train_size:
         raise ConfigError(
             f"the data passed in ({data.info.name}, {len(data.train)} training images) is not what the "
             f"config asks for ({config.dataset}, {config.train_size})"

@@ -1,4 +1,6 @@
-"""Shared test set-up: the real datasets, copied (never linked) from ../shared when present."""
+"""Shared test set-up: the real datasets, copied (never linked) from ../shared when present.
+
+../shared is never written: everything unpacked or cached from these copies lands in data/."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ SHARED = REPO.parent / "shared" / "datasets"
 
 
 def copy_shared_datasets() -> None:
-    """Copy the byte-identical archives from ../shared/datasets into data/; torchvision unpacks them there."""
+    """Copy the byte-identical files from ../shared/datasets into data/: MNIST's and Fashion-MNIST's
+    archives (torchvision unpacks them there) and CIFAR-10's batch files (already unpacked)."""
     if not SHARED.is_dir():
         return
-    for archive in SHARED.glob("*/raw/*.gz"):
-        target = REPO / "data" / archive.relative_to(SHARED)
-        if not target.exists() or target.stat().st_size != archive.stat().st_size:
+    for source in [*SHARED.glob("*/raw/*.gz"), *SHARED.glob("cifar-10-batches-py/*")]:
+        target = REPO / "data" / source.relative_to(SHARED)
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(archive, target)
+            shutil.copyfile(source, target)
 
 
 copy_shared_datasets()
@@ -47,6 +50,12 @@ def mnist():
 def mnist_small():
     """Real MNIST with 600 training images and 1,000 each for validation and test: IMP in seconds."""
     return _load("mnist", subset=600).with_eval_size(1000)
+
+
+@pytest.fixture(scope="session")
+def cifar10():
+    """Real CIFAR-10: 45,000 training, 5,000 validation and 10,000 test images."""
+    return _load("cifar10")
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import torchvision
 
 from cifar_fixture import write_synthetic_cifar10
 from conftest import SHARED
+from lthkit.cli import main
 from lthkit.data import DATASETS, DataMissingError, load_dataset
 from lthkit.fetch import FetchError, archives, check, fetch, unpacked
 
@@ -202,9 +203,11 @@ def test_a_mirror_serving_wrong_bytes_leaves_no_file(server, tmp_path):
 
 
 def test_one_dataset_failing_does_not_stop_the_others(server, tmp_path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SHARED / "MNIST", mirror / "MNIST")
     root = tmp_path / "data"
-    with pytest.raises(FetchError) as err:
-        fetch(["cifar10", "mnist"], root, mirror=server.url, progress=False, log=lambda line: None)
+    with serve(mirror) as mnist_only, pytest.raises(FetchError) as err:
+        fetch(["cifar10", "mnist"], root, mirror=mnist_only.url, progress=False, log=lambda line: None)
     assert f"{root / 'cifar-10-python.tar.gz'} is missing or damaged" in str(err.value)
     assert "404" in str(err.value) and str(err.value).count("LTHKIT_DATA") == 1
     assert check("mnist", root).ok
@@ -230,7 +233,9 @@ def small_cifar10(tmp_path, monkeypatch):
         yield running
 
 
-def test_cifar10_is_unpacked_verified_and_a_damaged_batch_restored(small_cifar10, tmp_path):
+def test_cifar10_from_its_archive_is_unpacked_verified_and_a_damaged_batch_unpacked_again(small_cifar10, tmp_path):
+    """Upstream publishes only the archive: a mirror without batch files falls back to it, and a
+    verified archive already on disk is unpacked again rather than downloaded again."""
     root = tmp_path / "data"
     assert fetch(["cifar10"], root, mirror=small_cifar10.url, progress=False, log=lambda line: None) == [
         root / "cifar-10-python.tar.gz"]
@@ -242,8 +247,53 @@ def test_cifar10_is_unpacked_verified_and_a_damaged_batch_restored(small_cifar10
     lines = []
     assert fetch(["cifar10"], root, mirror=small_cifar10.url, progress=False, log=lines.append) == []
     assert lines[0] == f"{batch}: checksum mismatch (truncated or damaged), fetching again"
-    assert small_cifar10.requests == [] and batch.read_bytes() == good
+    assert "fetching the whole archive instead" in lines[1]
+    assert small_cifar10.requests == ["/cifar-10-batches-py/data_batch_3"] and batch.read_bytes() == good
     assert pickle.loads(good)["batch_label"] == "training batch 3 of 5"
+
+
+REAL_CIFAR10 = SHARED / "cifar-10-batches-py"
+
+
+@pytest.fixture
+def real_cifar10(tmp_path):
+    """A data folder holding the real CIFAR-10 batch files and no archive, as ../shared does."""
+    if not all((SHARED / f.path).is_file() for f in unpacked("cifar10")):
+        pytest.skip(f"the real CIFAR-10 batch files are not in {SHARED}")
+    root = tmp_path / "data"
+    shutil.copytree(REAL_CIFAR10, root / "cifar-10-batches-py")
+    return root
+
+
+def test_real_cifar10_batches_without_the_archive_are_verified_and_nothing_is_downloaded(real_cifar10, server):
+    assert not (real_cifar10 / "cifar-10-python.tar.gz").exists()
+    assert check("cifar10", real_cifar10).ok
+    server.requests.clear()
+    lines = []
+    assert fetch(["cifar10"], real_cifar10, mirror=server.url, progress=False, log=lines.append) == []
+    assert server.requests == [] and lines == [f"cifar10: verified in {real_cifar10}"]
+    assert main(["data", "verify", "--root", str(real_cifar10), "--datasets", "cifar10"]) == 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
+def test_a_damaged_real_cifar10_batch_is_named_and_only_it_fetched_again(damage, real_cifar10, server, capsys):
+    """From a mirror laid out as a data root (here ../shared/datasets itself, torchvision's MD5s
+    unchanged) only the damaged batch file travels, not the 170 MB archive."""
+    victim = real_cifar10 / "cifar-10-batches-py" / "data_batch_2"
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) // 3] if damage == "truncated" else good[:99] + bytes([good[99] ^ 0x10]) + good[100:])
+    (real_cifar10 / "cache").mkdir()
+    (real_cifar10 / "cache" / "cifar10.pt").write_bytes(b"tensors read from the damaged batch")
+    assert main(["data", "verify", "--root", str(real_cifar10), "--datasets", "cifar10"]) == 1
+    assert f"{victim}: checksum mismatch (truncated or damaged)" in capsys.readouterr().out
+
+    server.requests.clear()
+    lines = []
+    downloaded = fetch(["cifar10"], real_cifar10, mirror=server.url, progress=False, log=lines.append)
+    assert lines[0] == f"{victim}: checksum mismatch (truncated or damaged), fetching again"
+    assert server.requests == ["/cifar-10-batches-py/data_batch_2"] and downloaded == [victim]
+    assert victim.read_bytes() == good and md5(victim) == "d4bba439e000b95fd0a9bffe97cbabec"
+    assert not (real_cifar10 / "cache" / "cifar10.pt").exists() and check("cifar10", real_cifar10).ok
 
 
 def test_missing_cifar10_offline_names_the_archive_and_the_way_out(tmp_path):
