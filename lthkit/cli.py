@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--out", type=Path, help="folder the notebooks write to (default: notebooks/outputs)")
     doctor.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     doctor.add_argument("--iterations", type=_positive, default=300,
-                        help="length of the training burst that measures speed (default: 300)")
+                        help="length of the LeNet-300-100 burst that times notebooks 00-04 (default: 300)")
+    doctor.add_argument("--cifar-iterations", type=_positive, default=5,
+                        help="length of each CIFAR-10 network's burst that times notebooks 05-06 (default: 5)")
     return parser
 
 
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         except FetchError as err:
             parser.exit(2, f"lthkit: error: {err}\n")
     if args.command == "doctor":
-        return 0 if run_doctor(args.root, args.out, device=args.device, iterations=args.iterations) else 1
+        return 0 if run_doctor(args.root, args.out, device=args.device, iterations=args.iterations,
+                                 cifar_iterations=args.cifar_iterations) else 1
     try:
         config = config_from_args(args)
         if args.resume and args.overwrite:

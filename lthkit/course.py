@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,9 +27,9 @@ BUDGET_NAMES = ("test", "classroom", "paper")
 # Per notebook and budget: the knobs the parameters cell may override.
 BUDGETS: dict[str, dict[str, dict]] = {
     "00": {
-        "test": {"iterations": 50},
-        "classroom": {"iterations": 300},
-        "paper": {"iterations": 300},
+        "test": {"iterations": 50, "cifar_iterations": 2},
+        "classroom": {"iterations": 300, "cifar_iterations": 5},
+        "paper": {"iterations": 300, "cifar_iterations": 5},
     },
     "01": {
         "test": {"subset": 1000, "iterations": 200, "eval_every": 50},
@@ -51,22 +52,22 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
     },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
-    # controls_for is fixed by the budget: on a CPU only Conv-2 trains the controls.
+    # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control.
     "05": {
         "test": {"subset": 200, "iterations": 6, "rounds": 1, "eval_every": 6, "eval_images": 200,
-                 "controls_for": ("conv2",)},
-        "classroom": {"subset": 5000, "iterations": 300, "rounds": 3, "eval_every": 100, "eval_images": 1000,
-                      "controls_for": ("conv2",)},
+                 "models": ("conv2", "conv4", "conv6"), "controls": ("reinit",)},
+        "classroom": {"subset": None, "iterations": 300, "rounds": 7, "eval_every": 100, "eval_images": 1000,
+                      "models": ("conv2",), "controls": ("reinit",)},
         "paper": {"subset": None, "iterations": None, "rounds": 20, "eval_every": 100, "eval_images": None,
-                  "controls_for": ("conv2", "conv4", "conv6")},
+                  "models": ("conv2", "conv4", "conv6"), "controls": ("reinit", "random")},
     },
     # ResNet-20 on CIFAR-10 (Frankle et al. 2020). iterations and batch_size None: the paper's (63k, 128).
     # rewind_points are the iterations the instability analysis starts its pairs of copies from.
     "06": {
         "test": {"subset": 200, "iterations": 8, "rounds": 1, "batch_size": 32, "eval_every": 4,
                  "eval_images": 200, "rewind_iteration": 2, "rewind_points": (0, 2)},
-        "classroom": {"subset": 5000, "iterations": 200, "rounds": 2, "batch_size": None, "eval_every": 100,
-                      "eval_images": 500, "rewind_iteration": 20, "rewind_points": (0, 20)},
+        "classroom": {"subset": None, "iterations": 300, "rounds": 1, "batch_size": None, "eval_every": 100,
+                      "eval_images": 1000, "rewind_iteration": 30, "rewind_points": (0, 30)},
         "paper": {"subset": None, "iterations": None, "rounds": 10, "batch_size": None, "eval_every": 1000,
                   "eval_images": None, "rewind_iteration": 2000, "rewind_points": (0, 100, 500, 2000)},
     },
@@ -178,14 +179,16 @@ def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
 
 
-def reference_runs(folder: str | os.PathLike | None = None) -> list:
-    """The committed reference runs (one ``Results`` per seed) that notebooks draw beside a learner's run."""
+def reference_runs(name: str = "mnist-lenet300", folder: str | os.PathLike | None = None) -> list:
+    """The committed reference runs of ``name`` (one ``Results`` per seed, from the files
+    ``name-seedN.json``) that notebooks draw beside a learner's run."""
     from lthkit.results import Results
 
-    paths = sorted(Path(folder or REFERENCE_DIR).glob("*.json"))
+    paths = sorted(Path(folder or REFERENCE_DIR).glob(f"{name}-seed*.json"))
     if not paths:
         raise FileNotFoundError(
-            f"no reference runs in {folder or REFERENCE_DIR}: run notebooks/reference/make_reference.sh to make them"
+            f"no reference runs {name}-seed*.json in {folder or REFERENCE_DIR}: "
+            f"run notebooks/reference/make_reference.sh to make them"
         )
     return [Results.load(p) for p in paths]
 
@@ -268,4 +271,100 @@ def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[
         alone, together, evals = training_work(nb, budget)
         out[nb] = (alone * speed["per_iteration"] + together * speed["per_round_iteration"]
                    + evals * speed["per_evaluation"]) / 60
+    return out
+
+
+CIFAR_NOTEBOOKS = ("05", "06")
+
+
+def _cifar_split(n: int, g: torch.Generator, device: torch.device):
+    from lthkit.data import Split, dataset_info
+
+    info = dataset_info("cifar10")
+    return Split(torch.randn((n, *info.input_shape), generator=g).to(device),
+                 torch.randint(0, info.num_classes, (n,), generator=g).to(device))
+
+
+def measure_cifar_speed(models: tuple[str, ...] = ("conv2", "conv4", "conv6", "resnet20"), device: str = "auto",
+                        iterations: int = 10) -> dict[str, dict[str, float]]:
+    """Per CIFAR-10 network, at its paper's batch size on random CIFAR-10-shaped tensors: seconds
+    per training iteration alone (``per_iteration``), what each further arm trained beside it adds
+    (``per_extra_arm``), and seconds per evaluated image (``per_image``). A LeNet burst says
+    nothing about a conv net's cost, so notebooks 05 and 06 are predicted from these."""
+    from lthkit.data import Splits, dataset_info
+    from lthkit.masks import Mask
+    from lthkit.models import build_model, model_spec
+    from lthkit.train import TrainConfig, evaluate, resolve_device, train_together
+
+    target, g = resolve_device(device), torch.Generator().manual_seed(0)
+    val = _cifar_split(200, g, target)
+    data = Splits(dataset_info("cifar10"), _cifar_split(1024, g, target), val, val)
+    speed = {}
+    for name in models:
+        paper = model_spec(name).paper
+        config = TrainConfig(iterations=iterations, batch_size=paper.batch_size, eval_every=iterations,
+                             optimizer=paper.optimizer, lr=paper.lr, augment=paper.augment)
+
+        def seconds(arms: int, its: int) -> float:
+            nets = [build_model(name, (3, 32, 32)) for _ in range(arms)]
+            start = time.perf_counter()
+            train_together(nets, data, replace(config, iterations=its), masks=[Mask.ones_like(n) for n in nets],
+                           progress=False)
+            return time.perf_counter() - start
+
+        seconds(1, 2)  # one-off set-up costs (oneDNN's kernels are chosen on first use)
+        net = build_model(name, (3, 32, 32))
+        start = time.perf_counter()
+        evaluate(net, val)
+        per_image = (time.perf_counter() - start) / len(val)
+        evals = 4 * len(val) * per_image  # train_together measures validation and test at the start and end
+        alone = max(seconds(1, iterations) - evals, 0.0) / iterations
+        pair = max(seconds(2, iterations) - 2 * evals, 0.0) / iterations
+        speed[name] = {"per_iteration": alone, "per_extra_arm": max(pair - alone, 0.0), "per_image": per_image}
+    return speed
+
+
+def cifar_work(notebook: str, budget: str) -> list[tuple[str, int, int, int]]:
+    """What notebook 05 or 06 trains at a budget, as (network, arms trained side by side,
+    iterations, images evaluated per arm), one entry per training, mirroring the notebooks' cells."""
+    from lthkit.models import model_spec
+
+    knobs = BUDGETS[notebook][budget]
+    every = knobs["eval_every"]
+    n = knobs["eval_images"]
+    per_eval = min(n or 5000, 5000) + min(n or 10000, 10000)
+
+    def job(model: str, arms: int, its: int, extra_images: int = 0) -> tuple[str, int, int, int]:
+        return model, arms, its, (its // every + 2) * per_eval + extra_images
+
+    jobs = []
+    if notebook == "05":
+        for model in knobs["models"]:
+            its, arms = knobs["iterations"] or model_spec(model).paper.iterations, 1 + len(knobs["controls"])
+            jobs += [job(model, 1, its)] + [job(model, arms, its)] * knobs["rounds"]
+        return jobs
+    its = knobs["iterations"] or model_spec("resnet20").paper.iterations
+    k, rounds = knobs["rewind_iteration"], knobs["rounds"]
+    points = sorted({p for p in knobs["rewind_points"] if p < its} | {0, k})
+    jobs.append(job("resnet20", 1, max(1, *points)))
+    for p in points:  # two copies, then the test error at 11 networks along the line between them
+        jobs += [job("resnet20", 1, its - p)] * 2 + [("resnet20", 1, 0, 11 * min(n or 10000, 10000))]
+    jobs.append(job("resnet20", 1, its))
+    jobs += [job("resnet20", 2, its - k)] * rounds  # weight rewinding to k, beside the reinit control
+    if k:
+        jobs += [job("resnet20", 1, its)] * rounds  # rewinding to 0 shares the dense round
+    jobs += [job("resnet20", 1, its - k)] * (2 * rounds)  # learning-rate rewinding and fine-tuning
+    return jobs
+
+
+def predict_cifar_minutes(speed: dict[str, dict[str, float]], budget: str = "classroom") -> dict[str, float]:
+    """Minutes notebooks 05 and 06 train at ``budget`` on the machine ``measure_cifar_speed``
+    timed: a lower bound, like ``predict_minutes``."""
+    out = {}
+    for nb in CIFAR_NOTEBOOKS:
+        total = 0.0
+        for model, arms, its, images in cifar_work(nb, budget):
+            s = speed[model]
+            total += its * (s["per_iteration"] + (arms - 1) * s["per_extra_arm"]) + arms * images * s["per_image"]
+        out[nb] = total / 60
     return out

@@ -2,14 +2,14 @@
 
 Run before a class, on each laptop (or once on a typical one). It checks what breaks a lesson
 halfway: versions other than the tested ones, a device that does not work, data that is missing or
-damaged, an output folder that cannot be written. Then a short burst of LeNet-300-100 training
-measures this machine and predicts each LeNet notebook's training time at each budget, so a
-teacher knows in advance whether ``classroom`` fits the hour.
+damaged, an output folder that cannot be written. Then short bursts of training measure this
+machine and predict each notebook's training time at each budget, so a teacher knows in advance
+whether ``classroom`` fits the hour: LeNet-300-100 for notebooks 00-04, and each CIFAR-10 network
+(Conv-2/4/6, ResNet-20) for notebooks 05 and 06, whose cost per iteration a LeNet burst says
+nothing about.
 
-The burst trains on random tensors of MNIST's shape: training time does not depend on the pixel
-values, and the doctor can then time a machine before its data has arrived. The CIFAR-10
-notebooks train conv nets and ResNet-20, whose cost per iteration the LeNet burst says nothing
-about, so they are reported as not predicted rather than given an invented number.
+The bursts train on random tensors of the datasets' shapes: training time does not depend on the
+pixel values, and the doctor can then time a machine before its data has arrived.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ NEEDED_BY = {
     "cifar10": "notebooks 05 and 06 need it",
 }
 REQUIRED = ("mnist",)
-NOT_LENET = {"05": "Conv-2/4/6 on CIFAR-10", "06": "ResNet-20 on CIFAR-10"}
 
 
 def tested_versions(constraints: Path = REPO / "constraints.txt") -> dict[str, str]:
@@ -100,6 +99,7 @@ def run_doctor(
     *,
     device: str = "auto",
     iterations: int = 300,
+    cifar_iterations: int = 5,
     log=print,
 ) -> bool:
     """Print what is ready and what is not, then the predicted times; True when nothing is broken.
@@ -168,8 +168,13 @@ def run_doctor(
         log(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration, "
             f"{speed['per_round_iteration'] * 1000:.2f} ms per IMP-round iteration (three arms), "
             f"{speed['per_evaluation'] * 1000:.0f} ms per evaluation")
+        log(f"Speed: {cifar_iterations} iterations of each CIFAR-10 network on {target} (random CIFAR-10-shaped tensors)")
+        cifar_speed = course.measure_cifar_speed(device=str(target), iterations=cifar_iterations)
+        for name, s in cifar_speed.items():
+            log(f"  {name}: {s['per_iteration'] * 1000:.0f} ms per iteration, "
+                f"{s['per_extra_arm'] * 1000:.0f} ms per further arm beside it, {s['per_image'] * 1000:.2f} ms per evaluated image")
         if min(speed.values()) > 0:
-            log_predictions(speed, log)
+            log_predictions(speed, cifar_speed, log)
         else:
             log(f"  note: {iterations} iterations were too few to tell training from evaluation time; "
                 "no prediction (the default, 300, is enough)")
@@ -178,14 +183,13 @@ def run_doctor(
     return not problems
 
 
-def log_predictions(speed: dict[str, float], log=print) -> None:
-    """The table of predicted training minutes, notebook by budget."""
+def log_predictions(speed: dict[str, float], cifar_speed: dict[str, dict[str, float]], log=print) -> None:
+    """The table of predicted training minutes, notebook by budget: notebooks 00-04 from the LeNet
+    burst (``course.measure_speed``), 05 and 06 from the CIFAR-10 bursts (``course.measure_cifar_speed``)."""
     log("Predicted training time per notebook (a lower bound: plots, checkpoints and starting the "
         "kernel come on top)")
-    minutes = {budget: course.predict_minutes(speed, budget) for budget in course.BUDGET_NAMES}
+    minutes = {budget: {**course.predict_minutes(speed, budget), **course.predict_cifar_minutes(cifar_speed, budget)}
+               for budget in course.BUDGET_NAMES}
     log("  notebook " + "".join(f"{budget:>11}" for budget in course.BUDGET_NAMES))
-    for nb in course.LENET_NOTEBOOKS:
+    for nb in (*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS):
         log(f"  {nb:<8} " + "".join(f"{format_minutes(minutes[b][nb]):>11}" for b in course.BUDGET_NAMES))
-    for nb in sorted(set(course.BUDGETS) - set(course.LENET_NOTEBOOKS)):
-        trains = NOT_LENET.get(nb, "a network other than LeNet-300-100")
-        log(f"  {nb:<8}  not predicted: it trains {trains}, and this burst times LeNet-300-100 only")

@@ -81,13 +81,19 @@ def plot_vs_weights(results: Results, key: str = "early_stop_test_accuracy", ax:
 
 def plot_band_vs_weights(runs: Sequence[Results], arm: str, key: str = "early_stop_test_accuracy",
                          ax: Axes | None = None, label: str | None = None) -> Axes:
-    """Mean and min-max band of ``key`` over several runs (seeds), against weights remaining."""
+    """Mean and min-max band of ``key`` over several runs (seeds), against weights remaining.
+
+    As in ``plot_vs_weights``, a control's line starts at its run's dense network at 100%."""
     ax = _axes(ax)
     series = [r.series(arm, key) for r in runs]
+    if arm != "ticket":
+        dense = [getattr(r.rounds[0].arms["ticket"], key) for r in runs]
+        series = [([1.0] + xs, [d] + ys) for (xs, ys), d in zip(series, dense)]
     xs = np.array(series[0][0]) * 100
     ys = np.array([s[1] for s in series], dtype=float) * (100 if "accuracy" in key else 1)
     color = COLORS.get(arm)
-    ax.plot(xs, ys.mean(0), color=color, lw=1.5, label=label or f"{LABELS.get(arm, arm)} ({len(runs)} seeds)")
+    ax.plot(xs, ys.mean(0), color=color, lw=1.5, marker="s", ms=3,
+            label=label or f"{LABELS.get(arm, arm)} ({len(runs)} seeds)")
     ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.15, lw=0)
     weights_axis(ax, xs.min())
     ax.set_ylabel(_KEY_LABELS.get(key, key))

@@ -185,6 +185,9 @@ def test_plots_draw_every_arm_in_its_colour(small_run):
     assert ax.get_lines()[0].get_color() == "#1f77b4"
     band = plot_band_vs_weights([small_run, small_run], "reinit")
     assert "2 seeds" in band.get_lines()[0].get_label()
+    xs, ys = band.get_lines()[0].get_data()
+    assert xs[0] == 100 and ys[0] == small_run.rounds[0].arms["ticket"].early_stop_test_accuracy * 100
+    assert len(xs) == len(small_run.rounds)
     curve = plot_curve(small_run.rounds[1].arms["ticket"])
     assert curve.get_xlabel() == "training iteration"
 
@@ -252,18 +255,43 @@ def test_rewind_points_follow_a_learners_shorter_run_and_other_k():
     assert short["rewind_points"] == (0, 5)
     other_k = course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", iterations=None,
                                        rewind_iteration=50, **knobs)
-    assert other_k["rewind_points"] == (0, 20, 50)
-    with pytest.raises(course.ParameterError, match="rewind_iteration 20 must be smaller than iterations \\(10\\)"):
+    assert other_k["rewind_points"] == (0, 30, 50)
+    with pytest.raises(course.ParameterError, match="rewind_iteration 30 must be smaller than iterations \\(10\\)"):
         course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", iterations=10,
                                  rewind_iteration=None, **knobs)
 
 
 def test_notebook_runs_live_in_one_folder_per_run_budget_and_seed(tmp_path):
     s = settings(output_dir=str(tmp_path), iterations=20, eval_every=10, rounds=1)
+    s["eval_images"] = 100
     config = course.experiment_config(s)
-    assert course.run_folder(s, "imp") == tmp_path / "imp-test-seed0"
-    data = course.notebook_data({**s, "eval_images": 100}, config)
+    assert course.run_folder(s, "imp") == tmp_path / "imp-test-seed0" and config.eval_images == 100
+    data = course.notebook_data(s, config)
     assert len(data.val) == len(data.test) == 100 and len(data.train) == 1000
     first = course.notebook_imp(s, config, "imp", data)
     again = course.notebook_imp(s, config, "imp", data)  # resumes: nothing is trained twice
     assert (tmp_path / "imp-test-seed0" / "results.json").exists() and again.to_dict() == first.to_dict()
+
+
+REFERENCES = {"mnist-lenet300": [0, 1, 2], "cifar10-conv2": [0, 1, 2], "cifar10-resnet20-k30": [1, 2],
+              "cifar10-resnet20-k0": [1, 2]}
+
+
+@pytest.mark.parametrize("name, seeds", REFERENCES.items())
+def test_reference_runs_are_what_make_reference_sh_makes(name, seeds):
+    """Each committed reference file is the results.json of the command in make_reference.sh: one
+    file per seed, the same settings in each, and only the seed differing."""
+    runs = course.reference_runs(name)
+    assert [run.config["seed"] for run in runs] == seeds
+    from lthkit.config import ExperimentConfig
+
+    configs = [{k: v for k, v in ExperimentConfig.from_dict(run.config).to_dict().items() if k != "seed"} for run in runs]
+    assert all(c == configs[0] for c in configs)
+    script = (course.REFERENCE_DIR / "make_reference.sh").read_text()
+    config = runs[0].config
+    assert f"--model {config['model']}" in script and f"--rounds {config['rounds']}" in script
+    assert f"--dataset {config['dataset']}" in script
+    assert all(len(run.rounds) == config["rounds"] + 1 for run in runs)
+    if config["dataset"] == "cifar10":
+        assert f"--iterations {config['iterations']}" in script and config["eval_images"] == 1000
+        assert f"--rewind-iteration {config['rewind_iteration']}" in script or config["model"] == "conv2"

@@ -8,6 +8,8 @@ from lthkit import course, doctor
 from lthkit.fetch import archives
 
 FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+FAKE_CIFAR_SPEED = {name: {"per_iteration": 0.1 * (i + 1), "per_extra_arm": 0.07 * (i + 1), "per_image": 0.001}
+                    for i, name in enumerate(("conv2", "conv4", "conv6", "resnet20"))}
 
 
 @pytest.fixture
@@ -27,6 +29,7 @@ def fake_speed(monkeypatch):
     """The measured speed fixed, so that tests of what the doctor says are fast and exact."""
     calls = []
     monkeypatch.setattr(course, "measure_speed", lambda data, iterations: calls.append(iterations) or FAKE_SPEED)
+    monkeypatch.setattr(course, "measure_cifar_speed", lambda device, iterations: FAKE_CIFAR_SPEED)
     return calls
 
 
@@ -47,10 +50,14 @@ def test_a_ready_machine_is_reported_ready_with_a_prediction_per_notebook_and_bu
     assert "  torch: " + course.torch.__version__ in lines and "  cpu: works" in lines
     assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
     table = lines.index("  notebook " + "".join(f"{b:>11}" for b in course.BUDGET_NAMES))
-    for row, nb in zip(lines[table + 1:], course.LENET_NOTEBOOKS):
+    rows = lines[table + 1:table + 8]
+    for row, nb in zip(rows, course.LENET_NOTEBOOKS):
         expected = [doctor.format_minutes(course.predict_minutes(FAKE_SPEED, b)[nb]) for b in course.BUDGET_NAMES]
         assert row.split() == [nb, *" ".join(expected).split()]
-    assert any(line.strip().startswith("05") and "not predicted" in line and "CIFAR-10" in line for line in lines)
+    for row, nb in zip(rows[5:], course.CIFAR_NOTEBOOKS):  # from the conv bursts, not the LeNet one
+        expected = [doctor.format_minutes(course.predict_cifar_minutes(FAKE_CIFAR_SPEED, b)[nb])
+                    for b in course.BUDGET_NAMES]
+        assert row.split() == [nb, *" ".join(expected).split()]
 
 
 def test_missing_mnist_is_a_problem(tmp_path, fake_speed):
@@ -88,11 +95,14 @@ def test_versions_other_than_the_tested_ones_are_noted(monkeypatch):
 def test_a_real_burst_measures_this_machine(tmp_path, monkeypatch):
     full_size = doctor.mnist_shaped
     monkeypatch.setattr(doctor, "mnist_shaped", lambda device: full_size(device).with_eval_size(500))  # seconds
-    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=10)
+    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=10, cifar_iterations=2)
+    assert [line.split(":")[0].strip() for line in lines if "per further arm beside it" in line] == [
+        "conv2", "conv4", "conv6", "resnet20"]
     speed_line = next(line for line in lines if "ms per iteration" in line)
     if float(speed_line.split()[0]) > 0:
-        rows = [line for line in lines if line.strip()[:2] in course.LENET_NOTEBOOKS]
-        assert len(rows) == len(course.LENET_NOTEBOOKS)
+        notebooks = (*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS)
+        rows = [line for line in lines if line.startswith("  0") and line.strip()[:2] in notebooks]
+        assert len(rows) == len(notebooks)
         assert all(len(re.findall(r"[\d.]+ (?:s|min|h)\b", row)) == 3 for row in rows)
     else:  # a loaded machine can hide 10 iterations in the noise of the evaluations
         assert any("too few to tell training from evaluation time" in line for line in lines)
@@ -102,4 +112,18 @@ def test_too_short_a_burst_predicts_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "measure_speed", lambda data, iterations: {**FAKE_SPEED, "per_iteration": 0.0})
     healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=1)
     assert any("1 iterations were too few" in line for line in lines)
-    assert not any("not predicted" in line or line.startswith("  notebook") for line in lines)
+    assert not any(line.startswith("  notebook") for line in lines)
+
+
+def test_cifar_notebooks_are_predicted_from_what_their_cells_train():
+    work = course.cifar_work("05", "classroom")
+    assert [(model, arms, its) for model, arms, its, _ in work] == [("conv2", 1, 300)] + [("conv2", 2, 300)] * 7
+    assert work[0][3] == (300 // 100 + 2) * (1000 + 1000)
+    assert {model for model, *_ in course.cifar_work("05", "paper")} == {"conv2", "conv4", "conv6"}
+    assert [its for model, _, its, _ in course.cifar_work("05", "paper") if model == "conv6"] == [30000] * 21
+    # 06: the dense network up to the last rewind point; two copies from each point and the line
+    # between them; the dense round; rewinding to k beside reinit, to 0, LR rewinding, fine-tuning.
+    assert [(arms, its) for _, arms, its, _ in course.cifar_work("06", "classroom")] == [
+        (1, 30), (1, 300), (1, 300), (1, 0), (1, 270), (1, 270), (1, 0), (1, 300), (2, 270), (1, 300), (1, 270), (1, 270)]
+    one = {name: {"per_iteration": 1.0, "per_extra_arm": 0.5, "per_image": 0.0} for name in ("conv2", "resnet20")}
+    assert course.predict_cifar_minutes(one, "classroom")["05"] == (300 + 7 * 300 * 1.5) / 60

@@ -12,8 +12,8 @@ same way, so every page shares one style.
 Figures are embedded in the pages, so the folder can be copied anywhere and opened offline;
 only MathJax and the saved state of the sliders load from a CDN. Sliders need a live kernel:
 on a page they show the state they were saved in, and the notebooks draw the same views at
-fixed values beside them. A notebook committed without outputs (05, 06: they need the real
-CIFAR-10) gets a note saying how to fill them in.
+fixed values beside them. A notebook committed without outputs gets a note saying how to fill
+them in.
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ def has_widgets(nb) -> bool:
 def no_outputs_note(path: Path, nb) -> str:
     rerun = (f"`.venv/bin/papermill notebooks/{path.name} notebooks/{path.name} --cwd notebooks "
              f"-p budget classroom`")
-    if nb.metadata.get("lthkit", {}).get("needs") == "cifar10":
-        return ("**Committed without outputs**: it needs the real CIFAR-10 (170 MB), which the machines "
-                "this course is built on cannot download. On a machine with internet access, prepare the "
-                f"data once (`.venv/bin/lthkit data download --datasets cifar10`, or let torchvision fetch it), "
-                f"then run {rerun}.")
     return f"**Committed without outputs**: run it to fill them in, {rerun}."
 
 

@@ -5,7 +5,8 @@
 Each notebook runs through papermill with its own parameters (budget "classroom"), in
 ``notebooks/``, after its old outputs folder is removed so that nothing is resumed from an
 earlier run. The measured wall time replaces the "**Run time**" line of its first cell.
-Notebooks that need real CIFAR-10 are skipped unless it is on disk or they are named.
+Notebooks that need CIFAR-10 are skipped unless it is on disk and verified, or they are named
+(papermill then lets torchvision download it).
 """
 
 from __future__ import annotations
@@ -41,19 +42,19 @@ def _minutes(seconds: float) -> str:
 
 
 def runnable_here(path: Path) -> bool:
-    """A notebook that needs real CIFAR-10 runs by default only where it is on disk (it downloads
-    it otherwise, which the machines this course is built on cannot)."""
-    from lthkit.data import data_root
+    """A notebook that needs CIFAR-10 runs by default only where it is on disk and verified, so
+    that a refresh never starts a 170 MB download unasked."""
+    from lthkit.fetch import check
 
     needs = nbformat.read(path, as_version=4).metadata.get("lthkit", {}).get("needs")
-    folder = data_root() / "cifar-10-batches-py"
-    return needs != "cifar10" or (folder.is_dir() and not (folder / "SYNTHETIC").exists())
+    return needs != "cifar10" or check("cifar10").ok
 
 
 if __name__ == "__main__":
     paths = [Path(p) for p in sys.argv[1:]] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
     for p in paths:
         if not sys.argv[1:] and not runnable_here(p):
-            print(f"{p.name}: skipped, it needs real CIFAR-10 (name it to run it and download the data)", flush=True)
+            print(f"{p.name}: skipped, it needs CIFAR-10 (`lthkit data download --datasets cifar10`, or name it)",
+                  flush=True)
             continue
         print(f"{p.name}: {refresh(p.resolve()):.0f} s", flush=True)
