@@ -56,7 +56,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
     "05": {
         "test": {"subset": 200, "iterations": 6, "rounds": 1, "eval_every": 6, "eval_images": 200,
                  "models": ("conv2", "conv4", "conv6"), "controls": ("reinit",)},
-        "classroom": {"subset": None, "iterations": 300, "rounds": 7, "eval_every": 100, "eval_images": 1000,
+        "classroom": {"subset": None, "iterations": 300, "rounds": 6, "eval_every": 100, "eval_images": 1000,
                       "models": ("conv2",), "controls": ("reinit",)},
         "paper": {"subset": None, "iterations": None, "rounds": 20, "eval_every": 100, "eval_images": None,
                   "models": ("conv2", "conv4", "conv6"), "controls": ("reinit", "random")},

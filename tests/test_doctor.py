@@ -117,7 +117,7 @@ def test_too_short_a_burst_predicts_nothing(tmp_path, monkeypatch):
 
 def test_cifar_notebooks_are_predicted_from_what_their_cells_train():
     work = course.cifar_work("05", "classroom")
-    assert [(model, arms, its) for model, arms, its, _ in work] == [("conv2", 1, 300)] + [("conv2", 2, 300)] * 7
+    assert [(model, arms, its) for model, arms, its, _ in work] == [("conv2", 1, 300)] + [("conv2", 2, 300)] * 6
     assert work[0][3] == (300 // 100 + 2) * (1000 + 1000)
     assert {model for model, *_ in course.cifar_work("05", "paper")} == {"conv2", "conv4", "conv6"}
     assert [its for model, _, its, _ in course.cifar_work("05", "paper") if model == "conv6"] == [30000] * 21
@@ -126,4 +126,4 @@ def test_cifar_notebooks_are_predicted_from_what_their_cells_train():
     assert [(arms, its) for _, arms, its, _ in course.cifar_work("06", "classroom")] == [
         (1, 30), (1, 300), (1, 300), (1, 0), (1, 270), (1, 270), (1, 0), (1, 300), (2, 270), (1, 300), (1, 270), (1, 270)]
     one = {name: {"per_iteration": 1.0, "per_extra_arm": 0.5, "per_image": 0.0} for name in ("conv2", "resnet20")}
-    assert course.predict_cifar_minutes(one, "classroom")["05"] == (300 + 7 * 300 * 1.5) / 60
+    assert course.predict_cifar_minutes(one, "classroom")["05"] == (300 + 6 * 300 * 1.5) / 60
