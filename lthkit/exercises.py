@@ -36,6 +36,8 @@ def exercise(name: str):
 
 def verdict(name: str, answer, **context) -> Verdict:
     """Judge ``answer`` to exercise ``name``."""
+    import lthkit.code_exercises, lthkit.quizzes  # noqa: F401, E401  (they register their exercises here)
+
     if name not in EXERCISES:
         raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
     if answer is None:
