@@ -166,14 +166,25 @@ def run_folder(settings: dict, name: str) -> Path:
     return Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
 
 
-def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None = None):
+def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None = None, rules=None):
     """IMP as the notebooks run it: checkpointed round by round in ``run_folder`` (run the cell
     again after an interruption and it resumes), one printed line per trained network.
-    ``dense_from`` names another run of the notebook whose dense round 0 this one shares."""
+    ``dense_from`` names another run of the notebook whose dense round 0 this one shares.
+    ``rules`` (``lthkit.imp.Rules``) are the learner's own functions: their run gets a folder of
+    its own per version of the functions, so an edited function starts afresh instead of
+    resuming rounds its earlier version made."""
+    import hashlib
+    import json
+
     from lthkit.imp import run_imp
 
-    return run_imp(config, run_folder(settings, name), data=data, resume=True, progress=False, on_arm=print_arm,
-                   dense_from=run_folder(settings, dense_from) if dense_from else None)
+    folder = run_folder(settings, name)
+    described = rules.describe() if rules is not None else {}
+    if described:
+        folder = folder.with_name(f"{folder.name}-yours-"
+                                  f"{hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:8]}")
+    return run_imp(config, folder, data=data, resume=True, progress=False, on_arm=print_arm,
+                   dense_from=run_folder(settings, dense_from) if dense_from else None, rules=rules)
 
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"

@@ -28,17 +28,19 @@ uninterrupted run gives: every random stream is seeded from ``(seed, round, arm)
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import time
-from dataclasses import replace
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
 from lthkit.config import ConfigError, ExperimentConfig
 from lthkit.data import Splits, dataset_info, load_dataset
-from lthkit.masks import Mask, prune_by_magnitude, prune_globally, random_mask_like
+from lthkit.masks import Mask, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
 from lthkit.models import build_model, prunable_layers
 from lthkit.results import ArmResult, Results, RoundResult, write_json
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
@@ -48,6 +50,79 @@ from lthkit.train import TrainConfig, train, train_together
 RESULTS = "results.json"
 TIMINGS = "timings.json"
 REWIND_POINT = "rewind_point.pt"
+RULES = "rules.json"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The steps of IMP a learner writes in notebooks 02-04; each defaults to lthkit's own.
+
+    - ``prune_layer(weights, mask, rate) -> mask``: one layer's magnitude pruning;
+    - ``rewind(model, initial, mask) -> model``: the ticket, the ``initial`` state dict under the mask;
+    - ``reinit(model, mask, seed) -> model``: the same mask on fresh weights drawn from ``seed``;
+    - ``random_mask(mask, generator) -> mask``: as many weights per layer, at random positions.
+
+    Masks are dicts of 0/1 tensors (a ``Mask`` is one). ``run_imp`` checks what each rule
+    returns every round, so a broken rule stops the run with its name instead of a wrong curve.
+    """
+
+    prune_layer: Callable = prune_layer
+    rewind: Callable = rewind_to
+    reinit: Callable = reinitialize
+    random_mask: Callable = random_mask_like
+
+    def describe(self) -> dict[str, str]:
+        """The rules that are not lthkit's, each named with a fingerprint of its code: a run
+        resumed with an edited rule would otherwise mix two rules' rounds."""
+        return {f.name: _fingerprint(getattr(self, f.name)) for f in fields(self)
+                if getattr(self, f.name) is not f.default}
+
+
+def _fingerprint(fn: Callable) -> str:
+    try:
+        code = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = repr(fn)
+    return f"{getattr(fn, '__qualname__', repr(fn))} {hashlib.sha256(code.encode()).hexdigest()[:12]}"
+
+
+class RuleError(ValueError):
+    """A learner's rule (``Rules``) returned something IMP cannot use."""
+
+
+def _checked_mask(rule: str, new, old: Mask, *, same_counts: bool = False) -> Mask:
+    if not isinstance(new, Mapping) or set(new) != set(old):
+        raise RuleError(f"your {rule} must return a mask for each of {sorted(old)}, not {type(new).__name__}")
+    for name, t in new.items():
+        if not isinstance(t, torch.Tensor) or t.shape != old[name].shape:
+            raise RuleError(f"your {rule} returned for {name} {getattr(t, 'shape', type(t).__name__)}, "
+                            f"not a tensor of shape {tuple(old[name].shape)}")
+    try:
+        mask = Mask(new)
+    except ValueError as e:
+        raise RuleError(f"your {rule}: {e}") from None
+    for name in old:
+        if same_counts and mask.alive(name) != old.alive(name):
+            raise RuleError(f"your {rule} keeps {mask.alive(name)} weights in {name}, the ticket "
+                            f"{old.alive(name)}: a control keeps as many weights in each layer")
+        if not same_counts and bool((mask[name].cpu() > old[name].cpu()).any()):
+            raise RuleError(f"your {rule} brought back weights of {name} that were pruned before")
+    return mask
+
+
+def _copy(mask: Mask) -> dict[str, torch.Tensor]:
+    """What a learner's rule is given: its own copy, so changing it in place harms nothing."""
+    return {n: m.clone() for n, m in mask.items()}
+
+
+def _checked_model(rule: str, model, mask: Mask) -> torch.nn.Module:
+    if not isinstance(model, torch.nn.Module):
+        raise RuleError(f"your {rule} must return the model, not {type(model).__name__}")
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        if bool((params[name].detach().cpu()[m.cpu() == 0] != 0).any()):
+            raise RuleError(f"your {rule} left pruned weights of {name} non-zero: apply the mask")
+    return model
 
 
 def _round_file(r: int) -> str:
@@ -67,7 +142,7 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
     ours = json.loads(json.dumps(config.to_dict()))
     if not path.exists() or overwrite:
         # Files of a run killed before its first result are stale: they may belong to other settings.
-        for f in [path, out / TIMINGS, out / REWIND_POINT, *out.glob("round_*.pt")]:
+        for f in [path, out / TIMINGS, out / REWIND_POINT, out / RULES, *out.glob("round_*.pt")]:
             f.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         return Results(ours)
@@ -120,12 +195,34 @@ def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmRes
     return saved.rounds[0].arms["ticket"], trained, point
 
 
-def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask) -> Mask:
-    """The paper's pruning step: layer-wise rates per kind, or one global rate."""
+def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, rule: Callable = prune_layer) -> Mask:
+    """The paper's pruning step: layer-wise rates per kind (each layer pruned by ``rule``), or one
+    global rate."""
     if config.global_pruning:
         return prune_globally(trained, mask, next(iter(config.prune_rates.values())))
     kinds = prunable_layers(trained)
-    return prune_by_magnitude(trained, mask, {n: config.prune_rates[k] for n, k in kinds.items()})
+    rates = {n: config.prune_rates[k] for n, k in kinds.items()}
+    if rule is prune_layer:
+        return prune_by_magnitude(trained, mask, rates)
+    params = dict(trained.named_parameters())
+    return _checked_mask("prune_layer", {n: rule(params[n].detach().clone(), m.clone(), rates[n])
+                                         for n, m in mask.items()}, mask)
+
+
+def _check_rules(rules: Rules, out: Path | None, results: Results) -> None:
+    """Refuse to resume a run made with other rules; remember the rules of this one."""
+    if out is None:
+        return
+    ours, path = rules.describe(), out / RULES
+    theirs = json.loads(path.read_text()) if path.exists() else {}
+    if results.rounds and theirs != ours:
+        lthkits = "lthkit's own"
+        raise ConfigError(f"{out} holds rounds made with other rules ({theirs or lthkits}; now {ours or lthkits}): "
+                          f"replace them with overwrite=True, or choose another folder")
+    if ours:
+        write_json(path, ours)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def run_imp(
@@ -138,16 +235,20 @@ def run_imp(
     progress: bool = True,
     on_arm: Callable[[int, str, ArmResult, float], None] | None = None,
     dense_from: str | Path | None = None,
+    rules: Rules | None = None,
 ) -> Results:
     """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
 
     ``on_arm(round, arm, result, seconds)`` is called after each training, for progress
     reports. ``data`` may be passed to reuse tensors already loaded. ``dense_from`` names the
     folder of a run whose round 0 this run shares (``dense_round_of``): it is taken from there,
-    bit for bit what training it here would give, instead of being trained again.
+    bit for bit what training it here would give, instead of being trained again. ``rules``
+    replaces lthkit's pruning, rewinding and controls by a learner's own (``Rules``).
     """
     out = Path(out_dir) if out_dir is not None else None
+    rules = rules or Rules()
     results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
+    _check_rules(rules, out, results)
     if data is None:
         data = load_dataset(config.dataset, device=config.device, subset=config.subset)
     data = data.with_eval_size(config.eval_images)
@@ -188,12 +289,25 @@ def run_imp(
     def done(r: int, arm: str) -> bool:
         return r < len(results.rounds) and arm in results.rounds[r].arms
 
+    def rewound(model: torch.nn.Module, mask: Mask) -> torch.nn.Module:
+        if rules.rewind is rewind_to:
+            return rewind_to(model, rewind_point, mask)
+        initial = {n: v.clone() for n, v in rewind_point.state.items()}
+        return _checked_model("rewind", rules.rewind(model, initial, _copy(mask)), mask)
+
     def control(arm: str, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
         model = fresh()
         if arm == "reinit":
-            return reinitialize(model, mask, derive_seed("reinit", config.seed, r)), mask
-        arm_mask = random_mask_like(mask, generator("random-mask", config.seed, r))
-        return rewind_to(model, rewind_point, arm_mask), arm_mask
+            seed = derive_seed("reinit", config.seed, r)
+            if rules.reinit is reinitialize:
+                return reinitialize(model, mask, seed), mask
+            return _checked_model("reinit", rules.reinit(model, _copy(mask), seed), mask), mask
+        g = generator("random-mask", config.seed, r)
+        if rules.random_mask is random_mask_like:
+            arm_mask = random_mask_like(mask, g)
+        else:
+            arm_mask = _checked_mask("random_mask", rules.random_mask(_copy(mask), g), mask, same_counts=True)
+        return rewound(model, arm_mask), arm_mask
 
     def start_of_round(r: int, mask: Mask, trained: torch.nn.Module | None) -> torch.nn.Module:
         """Round 0 starts from initialisation; later rounds from the rewind point, or (learning-rate
@@ -201,7 +315,7 @@ def run_imp(
         if r == 0:
             return fresh()
         if config.retrain == "rewind":
-            return rewind_to(fresh(), rewind_point, mask)
+            return rewound(fresh(), mask)
         model = fresh()
         model.load_state_dict(trained.state_dict())
         return mask.apply_(model)
@@ -214,7 +328,7 @@ def run_imp(
     mask, trained = Mask.ones_like(fresh()), None
     for r in range(config.rounds + 1):
         if r > 0:
-            mask = next_mask(config, trained, mask)
+            mask = next_mask(config, trained, mask, rules.prune_layer)
         arms: dict[str, tuple[torch.nn.Module, Mask]] = {}
         if done(r, "ticket") and out and (out / _round_file(r)).exists():
             trained = fresh()

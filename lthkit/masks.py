@@ -18,7 +18,7 @@ so that exactly ``round(rate * alive)`` weights go.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -135,7 +135,8 @@ def layer_rates(model: nn.Module, kind_rates: Mapping[str, float]) -> dict[str, 
     return rates
 
 
-def _count_to_prune(rate: float, alive: int) -> int:
+def count_to_prune(rate: float, alive: int) -> int:
+    """How many of ``alive`` weights a ``rate`` removes: ``rate * alive`` rounded, halves up."""
     return math.floor(rate * alive + 0.5)
 
 
@@ -149,17 +150,25 @@ def _prune_smallest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> to
 
 
 @torch.no_grad()
-def prune_by_magnitude(model: nn.Module, mask: Mask, rates: Mapping[str, float]) -> Mask:
-    """Layer-wise magnitude pruning: in each layer remove ``rates[name]`` of its alive weights."""
+def prune_layer(weights: torch.Tensor, mask: torch.Tensor, rate: float) -> torch.Tensor:
+    """One layer's magnitude pruning: a new mask (``mask`` is left as it is) without the
+    ``count_to_prune(rate, alive)`` alive weights of smallest absolute value.
+
+    Already-pruned weights neither count toward the rate nor come back; ties are broken by
+    position, so exactly that many go. Notebook 02 has the learner write this function.
+    """
+    flat = mask.flatten().cpu()
+    count = count_to_prune(check_rate(rate), int(flat.sum().item()))
+    return _prune_smallest(weights.detach().abs().flatten().cpu(), flat, count).view_as(mask).to(mask.device)
+
+
+@torch.no_grad()
+def prune_by_magnitude(model: nn.Module, mask: Mask, rates: Mapping[str, float],
+                       rule: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] = prune_layer) -> Mask:
+    """Layer-wise magnitude pruning: in each layer remove ``rates[name]`` of its alive weights,
+    with ``rule`` (``prune_layer``, or a learner's function with its signature)."""
     params = dict(model.named_parameters())
-    new = {}
-    for name, m in mask.items():
-        rate = check_rate(rates[name])
-        scores = params[name].detach().abs().flatten().cpu()
-        flat = m.flatten().cpu()
-        count = _count_to_prune(rate, int(flat.sum().item()))
-        new[name] = _prune_smallest(scores, flat, count).view_as(m).to(m.device)
-    return Mask(new)
+    return Mask({name: rule(params[name].detach(), m, rates[name]) for name, m in mask.items()})
 
 
 @torch.no_grad()
@@ -170,7 +179,7 @@ def prune_globally(model: nn.Module, mask: Mask, rate: float) -> Mask:
     names = list(mask)
     scores = torch.cat([params[n].detach().abs().flatten().cpu() for n in names])
     flat = torch.cat([mask[n].flatten().cpu() for n in names])
-    pruned = _prune_smallest(scores, flat, _count_to_prune(rate, int(flat.sum().item())))
+    pruned = _prune_smallest(scores, flat, count_to_prune(rate, int(flat.sum().item())))
     out, start = {}, 0
     for n in names:
         size = mask[n].numel()
@@ -195,7 +204,7 @@ def prune_randomly(mask: Mask, rates: Mapping[str, float], generator: torch.Gene
     for name, m in mask.items():
         flat = m.flatten().cpu()
         scores = torch.rand(flat.numel(), generator=generator)
-        count = _count_to_prune(check_rate(rates[name]), int(flat.sum().item()))
+        count = count_to_prune(check_rate(rates[name]), int(flat.sum().item()))
         out[name] = _prune_smallest(scores, flat, count).view_as(m).to(m.device)
     return Mask(out)
 

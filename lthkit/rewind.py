@@ -9,6 +9,7 @@ load, rebuild as a model, or hand to ``torch.nn.utils.prune``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,21 +41,24 @@ class Snapshot:
 
 
 @torch.no_grad()
-def rewind_to(model: nn.Module, snapshot: Snapshot, mask: Mask | None = None) -> nn.Module:
-    """Set ``model``'s weights back to ``snapshot`` and zero what ``mask`` prunes, in place.
+def rewind_to(model: nn.Module, snapshot: Snapshot | Mapping[str, torch.Tensor],
+              mask: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """Set ``model``'s weights back to ``snapshot`` (or a state dict) and zero what ``mask``
+    prunes, in place. Notebook 03 has the learner write this function.
 
     The optimiser is not part of a model: ``lthkit.train.train`` makes a fresh one each
     call, so a rewound network starts with no Adam moments or momentum.
     """
-    model.load_state_dict(snapshot.state)
+    model.load_state_dict(snapshot.state if isinstance(snapshot, Snapshot) else snapshot)
     if mask is not None:
-        mask.apply_(model)
+        Mask(mask).apply_(model)
     return model
 
 
 @torch.no_grad()
 def reinitialize(model: nn.Module, mask: Mask, seed: int) -> nn.Module:
-    """The control: keep the mask, draw fresh Glorot weights from ``seed``, in place."""
+    """The control: keep the mask, draw fresh weights with the paper's initialiser from ``seed``,
+    in place. Notebook 04 has the learner write this function."""
     init_weights(model, seed)
     return mask.apply_(model)
 

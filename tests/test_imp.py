@@ -146,3 +146,104 @@ def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnis
     fresh = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False)
     clean = run_imp(small_config(rounds=1), tmp_path / "clean", data=mnist_small, progress=False)
     assert fresh.to_dict() == clean.to_dict()
+
+
+# --- Rules: a learner's own pruning, rewinding and controls inside run_imp -------------------------
+
+def learners_rules():
+    """Rules written as a learner would (not lthkit's function objects), doing what lthkit does."""
+    from lthkit.imp import Rules
+
+    def prune_layer(weights, mask, rate):
+        alive = mask.flatten().nonzero().flatten()
+        count = int(rate * len(alive) + 0.5)
+        smallest = alive[torch.argsort(weights.abs().flatten()[alive], stable=True)[:count]]
+        new = mask.clone().flatten()
+        new[smallest] = 0
+        return new.view_as(mask)
+
+    def rewind(model, initial, mask):
+        model.load_state_dict(initial)
+        with torch.no_grad():
+            for name, m in mask.items():
+                model.get_parameter(name).mul_(m)
+        return model
+
+    def random_mask(mask, generator):
+        out = {}
+        for name, m in mask.items():
+            flat = torch.zeros(m.numel())
+            flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
+            out[name] = flat.view_as(m)
+        return out
+
+    def reinit(model, mask, seed):
+        from lthkit.models import init_weights
+        init_weights(model, seed)
+        return rewind(model, model.state_dict(), mask)
+
+    return Rules(prune_layer=prune_layer, rewind=rewind, reinit=reinit, random_mask=random_mask)
+
+
+def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_path):
+    ours = run_imp(small_config(), tmp_path / "lthkit", data=mnist_small, progress=False)
+    theirs = run_imp(small_config(), tmp_path / "learner", data=mnist_small, progress=False, rules=learners_rules())
+    assert theirs.to_dict() == ours.to_dict()
+    assert set(json.loads((tmp_path / "learner" / "rules.json").read_text())) == {
+        "prune_layer", "rewind", "reinit", "random_mask"}
+    assert not (tmp_path / "lthkit" / "rules.json").exists()
+
+
+def test_a_signed_threshold_changes_the_masks(mnist_small, tmp_path):
+    from dataclasses import replace
+
+    def signed(weights, mask, rate):  # the classic mistake: large negative weights go first
+        alive = mask.flatten().nonzero().flatten()
+        smallest = alive[torch.argsort(weights.flatten()[alive], stable=True)[: int(rate * len(alive) + 0.5)]]
+        new = mask.clone().flatten()
+        new[smallest] = 0
+        return new.view_as(mask)
+
+    run_imp(small_config(rounds=1), tmp_path / "a", data=mnist_small, progress=False)
+    run_imp(small_config(rounds=1), tmp_path / "b", data=mnist_small, progress=False,
+            rules=replace(learners_rules(), prune_layer=signed))
+    assert load_ticket(tmp_path / "a", 1).mask != load_ticket(tmp_path / "b", 1).mask
+    w = torch.load(tmp_path / "b" / "round_00.pt", weights_only=True)["trained"]["fc1.weight"]
+    assert w[load_ticket(tmp_path / "b", 1).mask["fc1.weight"] == 0].max() < 0
+
+
+@pytest.mark.parametrize("broken,message", [
+    ("revive", "brought back weights of fc1.weight"),
+    ("unmasked_rewind", "left pruned weights of fc1.weight non-zero"),
+    ("wrong_counts", "keeps as many weights in each layer"),
+    ("not_a_mask", "returned for fc1.weight NoneType, not a tensor"),
+])
+def test_a_broken_rule_stops_the_run_naming_the_rule(mnist_small, tmp_path, broken, message):
+    from dataclasses import replace
+
+    from lthkit.imp import RuleError
+
+    rules = learners_rules()
+    change = {
+        "revive": {"prune_layer": lambda w, m, rate: torch.ones_like(m) * (torch.rand_like(m) > rate)},
+        "unmasked_rewind": {"rewind": lambda model, initial, mask: (model.load_state_dict(initial), model)[1]},
+        "wrong_counts": {"random_mask": lambda mask, g: {n: (torch.rand(m.shape, generator=g) < 0.5).float()
+                                                          for n, m in mask.items()}},
+        "not_a_mask": {"prune_layer": lambda w, m, rate: None},
+    }[broken]
+    with pytest.raises(RuleError, match=message):
+        run_imp(small_config(rounds=2), tmp_path, data=mnist_small, progress=False, rules=replace(rules, **change))
+
+
+def test_resuming_with_an_edited_rule_is_refused(mnist_small, tmp_path):
+    from dataclasses import replace
+
+    from lthkit.masks import prune_layer
+
+    run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, rules=learners_rules())
+    edited = replace(learners_rules(), prune_layer=lambda w, m, rate: prune_layer(w, m, rate))
+    with pytest.raises(ConfigError, match="other rules"):
+        run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, resume=True, rules=edited)
+    again = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, resume=True,
+                    rules=learners_rules())
+    assert len(again.rounds) == 2
