@@ -160,31 +160,31 @@ def notebook_data(settings: dict, config):
     return data.with_eval_size(config.eval_images)
 
 
-def run_folder(settings: dict, name: str) -> Path:
+def run_folder(settings: dict, name: str, rules=None) -> Path:
     """Where a notebook keeps the IMP run ``name``: one folder per run, budget and seed, so that
-    runs at another budget or seed never resume each other."""
-    return Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
+    runs at another budget or seed never resume each other. A run with the learner's own
+    functions (``rules``, ``lthkit.imp.Rules``) gets a folder per version of those functions, so
+    an edited function starts afresh instead of resuming rounds its earlier version made."""
+    import hashlib
+
+    folder = Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
+    described = rules.describe() if rules is not None else {}
+    if described:
+        digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:8]
+        folder = folder.with_name(f"{folder.name}-yours-{digest}")
+    return folder
 
 
 def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None = None, rules=None):
     """IMP as the notebooks run it: checkpointed round by round in ``run_folder`` (run the cell
     again after an interruption and it resumes), one printed line per trained network.
-    ``dense_from`` names another run of the notebook whose dense round 0 this one shares.
-    ``rules`` (``lthkit.imp.Rules``) are the learner's own functions: their run gets a folder of
-    its own per version of the functions, so an edited function starts afresh instead of
-    resuming rounds its earlier version made."""
-    import hashlib
-    import json
-
+    ``dense_from`` names another run of the notebook whose dense round 0 this one shares;
+    ``rules`` are the learner's own functions (``lthkit.imp.Rules``)."""
     from lthkit.imp import run_imp
 
-    folder = run_folder(settings, name)
-    described = rules.describe() if rules is not None else {}
-    if described:
-        folder = folder.with_name(f"{folder.name}-yours-"
-                                  f"{hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:8]}")
-    return run_imp(config, folder, data=data, resume=True, progress=False, on_arm=print_arm,
-                   dense_from=run_folder(settings, dense_from) if dense_from else None, rules=rules)
+    return run_imp(config, run_folder(settings, name, rules), data=data, resume=True, progress=False,
+                   on_arm=print_arm, dense_from=run_folder(settings, dense_from) if dense_from else None,
+                   rules=rules)
 
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
