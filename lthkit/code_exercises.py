@@ -1,1 +1,379 @@
-"""Checkers for the code a learner writes (filled in by issue 11's work in progress)."""
+"""Checkers for the code a learner writes: the heart of IMP, by hand.
+
+Notebook 02 has the learner write one layer's magnitude pruning, 03 the rewind and one round
+of IMP, 04 the two controls. Each checker runs the learner's function itself, on small
+hand-made tensors built to expose one classic mistake each (the mistakes other lottery-ticket
+code bases shipped) and on a real LeNet-300-100, and names the first mistake it finds.
+Every correct implementation passes: any order among tied magnitudes when the count is
+exact, any way that keeps the mask's dtype and shape. ``check("02.prune-layer", prune_layer,
+model=model)`` is called like the other exercises.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import traceback
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from lthkit.exercises import Verdict, exercise
+from lthkit.masks import Mask, count_to_prune, layer_rates, prune_by_magnitude
+from lthkit.models import build_model
+from lthkit.rewind import rewind_to
+from lthkit.seeds import generator
+
+NOT_WRITTEN = "not written yet: replace `raise NotImplementedError()` with your code, then run both cells again."
+PAPER_RATES = {"fc": 0.2, "output": 0.1}
+
+
+class Mistake(Exception):
+    """What the learner's function got wrong, in words that name the mistake."""
+
+
+def _run(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Mistake:
+        raise
+    except Exception as e:  # the learner's own error, shown as the learner would see it
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        raise Mistake(f"your function raised {type(e).__name__}: {e} (line {where.lineno}: "
+                      f"{where.line or '?'})") from None
+
+
+def _judge(name: str, cases: Callable[[], str]) -> Verdict:
+    try:
+        passed = cases()
+    except NotImplementedError:
+        return Verdict(False, NOT_WRITTEN)
+    except Mistake as m:
+        return Verdict(False, str(m))
+    return Verdict(True, f"your {name} {passed}")
+
+
+# --- 02: one layer's magnitude pruning -------------------------------------------------------------
+
+def _expected_counts(rate: float, alive: int) -> set[int]:
+    """``count_to_prune``; at an exact half, Python's ``round`` (halves to even) is as right."""
+    return {count_to_prune(rate, alive), round(rate * alive)}
+
+
+def judge_prune_layer(fn: Callable, weights: torch.Tensor, mask: torch.Tensor, rate: float, case: str) -> None:
+    """Raise ``Mistake`` unless ``fn(weights, mask, rate)`` is a correct pruning of one layer."""
+    given = mask.clone()
+    new = _run(fn, weights.clone(), given, rate)
+    if not torch.equal(given, mask):
+        raise Mistake(f"{case}: you changed the mask you were given in place; work on a copy (mask.clone()): "
+                      f"the loop keeps the old mask")
+    if not isinstance(new, torch.Tensor):
+        raise Mistake(f"{case}: return the new mask as a tensor, not {type(new).__name__}")
+    if new.shape != mask.shape or new.dtype != mask.dtype:
+        raise Mistake(f"{case}: return a mask of the same shape and dtype as the one given ({tuple(mask.shape)}, "
+                      f"{mask.dtype}), not {tuple(new.shape)}, {new.dtype}")
+    if not bool(((new == 0) | (new == 1)).all()):
+        raise Mistake(f"{case}: a mask holds only 0 and 1")
+    alive, kept = mask.bool(), new.bool()
+    if bool((kept & ~alive).any()):
+        raise Mistake(f"{case}: weights pruned earlier came back; keep every 0 of the mask you were given "
+                      f"(ignoring the mask revives pruned weights)")
+    removed = alive & ~kept
+    n_alive, n_removed, size = int(alive.sum()), int(removed.sum()), mask.numel()
+    right = _expected_counts(rate, n_alive)
+    magnitude = weights.abs()
+    if n_removed not in right:
+        want = min(right)
+        if n_removed == count_to_prune(rate, size) and size != n_alive:
+            raise Mistake(f"{case}: you removed {n_removed} weights, {rate:g} of all {size} in the layer; already-"
+                          f"pruned weights do not count toward the rate: remove {want}, {rate:g} of the {n_alive} "
+                          f"still alive")
+        if n_removed == 0 and size != n_alive and want > 0:
+            raise Mistake(f"{case}: nothing new was removed: the smallest magnitudes are the zeros of weights "
+                          f"pruned earlier, and already-pruned weights must not count toward the rate; rank only "
+                          f"the {n_alive} alive weights")
+        at_threshold = magnitude[removed].max() if n_removed else None
+        if n_removed > want and at_threshold is not None and int((magnitude[alive] == at_threshold).sum()) > 1:
+            raise Mistake(f"{case}: you removed {n_removed} weights instead of {want}: several weights tie at the "
+                          f"threshold |w| = {at_threshold:g} and you removed all of them. Remove exactly "
+                          f"round({rate:g} x {n_alive}) = {want} (torch.argsort or torch.topk pick an exact count)")
+        raise Mistake(f"{case}: you removed {n_removed} weights; {rate:g} of the {n_alive} alive is {want} "
+                      f"(rounded to the nearest whole weight)")
+    if n_removed and bool(kept.any()) and magnitude[removed].max() > magnitude[kept].min():
+        signed = weights[removed].min() < 0 and weights[removed].min() < -magnitude[kept].min()
+        if signed:
+            raise Mistake(f"{case}: you removed large negative weights (e.g. {weights[removed].min():g}) and kept "
+                          f"smaller ones: a threshold on signed values ranks -3 below 0.1. Rank by magnitude, "
+                          f"weights.abs()")
+        raise Mistake(f"{case}: you removed a weight of magnitude {magnitude[removed].max():g} and kept one of "
+                      f"{magnitude[kept].min():g}: remove the smallest magnitudes")
+
+
+def _prune_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
+    ones = torch.ones(10)
+    return [
+        ("signs", torch.tensor([0.5, -3.0, 0.1, -0.2, 2.0, -0.05, 1.0, 4.0, -1.5, 0.3]), ones, 0.3),
+        ("a layer pruned before", torch.tensor([0.0, 0.9, 0.0, -0.4, 0.6, 0.0, 0.2, -0.8, 0.5, 0.7]),
+         torch.tensor([0.0, 1, 0, 1, 1, 0, 1, 1, 1, 1]), 0.3),
+        ("pruned weights that are not zero", torch.tensor([0.01, 0.9, 0.02, -0.4, 0.6, 0.03, 0.2, -0.8, 0.5, 0.7]),
+         torch.tensor([0.0, 1, 0, 1, 1, 0, 1, 1, 1, 1]), 0.3),
+        ("tied magnitudes", torch.tensor([0.5, -0.5, 0.5, 0.5, 1.0, 2.0, -0.5, 3.0, 0.5, 4.0]), ones, 0.3),
+        ("a 2-D weight matrix", torch.arange(-6.0, 6.0).reshape(3, 4) + 0.25, torch.ones(3, 4), 0.5),
+        ("rate 0", torch.tensor([0.3, -0.1, 0.2, 0.4]), torch.ones(4), 0.0),
+    ]
+
+
+@exercise("02.prune-layer")
+def _prune_layer_exercise(fn, *, model: nn.Module | None = None) -> Verdict:
+    def cases() -> str:
+        for case, w, m, rate in _prune_cases():
+            judge_prune_layer(fn, w, m, rate, f"case '{case}'")
+        if model is None:
+            return f"passes {len(_prune_cases())} hand-made cases (pass model=model to check it on the network too)."
+        params = dict(model.named_parameters())
+        rates = layer_rates(model, PAPER_RATES)
+        mask = Mask.ones_like(model)
+        for r in (1, 2):
+            for name in mask:
+                judge_prune_layer(fn, params[name].detach(), mask[name], rates[name], f"round {r}, {name}")
+            mask = prune_by_magnitude(model, mask, rates)
+        return (f"passes {len(_prune_cases())} hand-made cases and two rounds on every layer of the trained "
+                f"network ({mask.weights_remaining():.1%} of its weights left).")
+    return _judge("prune_layer", cases)
+
+
+# --- 03: the rewind and one round of IMP --------------------------------------------------------------
+
+def _trained_pair(data, seed: int = 0) -> tuple[nn.Module, dict[str, torch.Tensor], nn.Module]:
+    """A LeNet-300-100 at initialisation, its state, and a copy trained briefly on real data."""
+    from lthkit.train import TrainConfig, train
+
+    init = build_model("lenet300", data.info.input_shape, data.info.num_classes, seed=seed)
+    trained = copy.deepcopy(init)
+    train(trained, data, TrainConfig(iterations=30, eval_every=30, data_seed=seed), progress=False)
+    return init, {k: v.detach().clone() for k, v in init.state_dict().items()}, trained.cpu()
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a: dict, b: dict, names=None) -> bool:
+    return all(torch.equal(a[n], b[n]) for n in (names or a))
+
+
+def judge_rewind(fn: Callable, trained: nn.Module, initial: dict, mask: Mask) -> nn.Module:
+    given_initial = {k: v.clone() for k, v in initial.items()}
+    trained_state = _state(trained)
+    out = _run(fn, copy.deepcopy(trained), given_initial, {n: m.clone() for n, m in mask.items()})
+    if not isinstance(out, nn.Module):
+        raise Mistake(f"return the ticket (the model), not {type(out).__name__}")
+    if not _same(given_initial, initial):
+        raise Mistake("you changed `initial` in place: the next round, and the random-mask control, rewind to those "
+                      "values; copy them into the model instead (model.load_state_dict(initial))")
+    got = _state(out)
+    weights = list(mask)
+    if any(bool((got[n][mask[n] == 0] != 0).any()) for n in weights):
+        raise Mistake("pruned weights are not zero: after loading the initial values, multiply each weight by its "
+                      "mask")
+    if _same(got, {n: trained_state[n] * mask[n] if n in mask else trained_state[n] for n in got}, weights):
+        raise Mistake("you rewound to the trained weights: a ticket keeps the survivors' values from "
+                      "initialisation (`initial`), not the ones training gave them")
+    expected = {n: initial[n] * mask[n] if n in mask else initial[n] for n in initial}
+    if not _same(got, expected, weights):
+        close = all(torch.allclose(got[n], expected[n]) for n in weights)
+        raise Mistake("the survivors are close to their initial values but not equal bit for bit: copy the values "
+                      "(load_state_dict), do not recompute them" if close else
+                      "the survivors do not hold their initial values: load `initial` into the model")
+    if not _same(got, expected):
+        raise Mistake("the biases are not rewound: the whole network goes back to initialisation, biases included "
+                      "(they are not pruned, but they are rewound)")
+    return out
+
+
+@exercise("03.rewind")
+def _rewind_exercise(fn, *, data) -> Verdict:
+    def cases() -> str:
+        init, initial, trained = _trained_pair(data)
+        mask = prune_by_magnitude(trained, Mask.ones_like(trained), layer_rates(trained, PAPER_RATES))
+        judge_rewind(fn, trained, initial, mask)
+        return "gives the ticket bit for bit: the initial weights under the mask, biases rewound too."
+    return _judge("rewind", cases)
+
+
+class _RecordingTrainer:
+    """The ``train`` a learner's round calls: real training, recording what it was given."""
+
+    def __init__(self, data, iterations: int = 20):
+        from lthkit.train import TrainConfig
+
+        self.data, self.config = data, TrainConfig(iterations=iterations, eval_every=iterations)
+        self.calls: list[tuple[dict, dict | None]] = []
+
+    def __call__(self, model: nn.Module, mask=None):
+        from lthkit.train import train
+
+        self.calls.append((_state(model), {n: m.clone() for n, m in mask.items()} if mask is not None else None))
+        train(model, self.data, self.config, mask=Mask(mask) if mask is not None else None, progress=False)
+        model.cpu()
+        return model
+
+
+@exercise("03.imp-round")
+def _imp_round_exercise(fn, *, data) -> Verdict:
+    def cases() -> str:
+        init, initial, trained = _trained_pair(data)
+        rates = layer_rates(trained, PAPER_RATES)
+        full = Mask.ones_like(trained)
+        want_mask = prune_by_magnitude(trained, full, rates)
+        trainer = _RecordingTrainer(data)
+        out = _run(fn, copy.deepcopy(trained), {k: v.clone() for k, v in initial.items()},
+                   {n: m.clone() for n, m in full.items()}, dict(rates), trainer)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise Mistake(f"return two things, (new_mask, ticket), not {type(out).__name__}")
+        new_mask, ticket = out
+        try:
+            new_mask = Mask(new_mask)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise Mistake(f"the first thing returned must be the new mask, a dict of 0/1 tensors ({e})") from None
+        if new_mask == full:
+            raise Mistake("the mask you returned prunes nothing: prune the trained weights with prune_layer first")
+        if new_mask == prune_by_magnitude(init, full, rates):
+            raise Mistake("you pruned by the initial weights' magnitudes: prune the *trained* network, then rewind "
+                          "the survivors")
+        if new_mask != want_mask:
+            raise Mistake("your new mask is not magnitude pruning of the trained weights at the given rates")
+        if len(trainer.calls) != 1:
+            raise Mistake(f"call train(ticket, new_mask) once; you called it {len(trainer.calls)} times")
+        start, given_mask = trainer.calls[0]
+        if given_mask is None:
+            raise Mistake("you trained without the mask: pruned weights regrow in training. Pass it: "
+                          "train(ticket, new_mask) (masks must be kept through training)")
+        if Mask(given_mask) != want_mask:
+            raise Mistake("you trained with the old mask: the weights pruned this round regrow. Pass the new mask")
+        weights = list(want_mask)
+        trained_state = _state(trained)
+        if _same(start, {n: trained_state[n] * want_mask[n] for n in weights}, weights):
+            raise Mistake("training started from the trained weights: rewind the survivors to `initial` before "
+                          "training (this is fine-tuning, not a lottery ticket)")
+        expected = rewind_to(copy.deepcopy(init), initial, want_mask)
+        if not _same(start, _state(expected)):
+            raise Mistake("training did not start from the ticket (the initial weights under the new mask): "
+                          "check your rewind")
+        reference = _RecordingTrainer(data)
+        reference(expected, want_mask)
+        if not isinstance(ticket, nn.Module) or not _same(_state(ticket), _state(expected)):
+            raise Mistake("the second thing returned must be the ticket after training (the model you trained)")
+        return ("prunes the trained weights, rewinds the survivors, trains with the new mask: bit for bit "
+                "lthkit's round.")
+    return _judge("imp_round", cases)
+
+
+# --- 04: the controls ------------------------------------------------------------------------------------
+
+def _glorot_std(weight: torch.Tensor) -> float:
+    fan_out, fan_in = weight.shape[0], weight[0].numel()
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def _control_setup() -> tuple[nn.Module, Mask]:
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    rates = layer_rates(model, {"fc": 0.5, "output": 0.3})
+    return model, prune_by_magnitude(model, Mask.ones_like(model), rates)
+
+
+@exercise("04.reinit")
+def _reinit_exercise(fn) -> Verdict:
+    def cases() -> str:
+        model, mask = _control_setup()
+        original = _state(model)
+        given = {n: m.clone() for n, m in mask.items()}
+        out = _run(fn, copy.deepcopy(model), given, 1234)
+        if not isinstance(out, nn.Module):
+            raise Mistake(f"return the model, not {type(out).__name__}")
+        if Mask(given) != mask:
+            raise Mistake("you changed the mask you were given in place: work on the weights only")
+        got = _state(out)
+        if any(bool((got[n][mask[n] == 0] != 0).any()) for n in mask):
+            raise Mistake("pruned weights are not zero: multiply the fresh weights by the mask")
+        survivors = {n: got[n][mask[n] == 1] for n in mask}
+        if any(torch.equal(survivors[n], original[n][mask[n] == 1]) for n in mask):
+            raise Mistake("the survivors still hold their original initial values: the reinit control draws fresh "
+                          "ones (with another seed), or it is the ticket again")
+        again = _state(_run(fn, copy.deepcopy(model), {n: m.clone() for n, m in mask.items()}, 1234))
+        if not _same(got, again):
+            raise Mistake("two calls with the same seed gave different weights: draw from the seed you are given "
+                          "(g = torch.Generator().manual_seed(seed)), so that runs can be repeated")
+        other = _state(_run(fn, copy.deepcopy(model), {n: m.clone() for n, m in mask.items()}, 99))
+        if _same(got, other, list(mask)):
+            raise Mistake("seeds 1234 and 99 gave the same weights: use the seed you are given")
+        params = dict(model.named_parameters())
+        for name in mask:
+            std, want = float(survivors[name].std()), _glorot_std(params[name])
+            if abs(std - want) > 0.1 * want:
+                kaiming_uniform = 1 / math.sqrt(3 * params[name][0].numel())
+                hint = (" (that is PyTorch's default, reset_parameters)" if abs(std - kaiming_uniform) < 0.1 *
+                        kaiming_uniform else "")
+                raise Mistake(f"{name}: the fresh weights have standard deviation {std:.4f}{hint}; the paper's "
+                              f"initialiser, Gaussian Glorot (torch.nn.init.xavier_normal_), gives {want:.4f}")
+        big = survivors["fc1.weight"]
+        kurtosis = float(((big - big.mean()) ** 4).mean() / big.var() ** 2)
+        if kurtosis < 2.5:
+            raise Mistake("the fresh weights look uniform (kurtosis {:.1f}); the paper draws Gaussian Glorot "
+                          "weights: torch.nn.init.xavier_normal_, not xavier_uniform_".format(kurtosis))
+        biases = [n for n in got if n.endswith("bias")]
+        if any(bool(got[n].ne(0).any()) for n in biases):
+            raise Mistake("the biases are not zero: the paper's initialisation sets them to zero")
+        return "keeps the mask and draws fresh Gaussian Glorot weights from the seed it is given."
+    return _judge("reinit", cases)
+
+
+@exercise("04.random-mask")
+def _random_mask_exercise(fn) -> Verdict:
+    def cases() -> str:
+        model, ticket = _control_setup()
+        ticket = prune_by_magnitude(model, ticket, layer_rates(model, {"fc": 0.5, "output": 0.3}))
+        given = {n: m.clone() for n, m in ticket.items()}
+        out = _run(fn, given, generator("check", 0))
+        if Mask(given) != ticket:
+            raise Mistake("you changed the ticket's mask in place: build a new one")
+        if not isinstance(out, dict) and not isinstance(out, Mask):
+            raise Mistake(f"return a dict of masks, one per layer, not {type(out).__name__}")
+        if set(out) != set(ticket):
+            raise Mistake(f"return a mask for each of {sorted(ticket)}")
+        for n, m in out.items():
+            if not isinstance(m, torch.Tensor) or m.shape != ticket[n].shape or m.dtype != ticket[n].dtype:
+                raise Mistake(f"{n}: return a tensor of the mask's shape and dtype ({tuple(ticket[n].shape)}, "
+                              f"{ticket[n].dtype})")
+        try:
+            drawn = Mask(out)
+        except ValueError as e:
+            raise Mistake(str(e)) from None
+        if drawn == ticket:
+            raise Mistake("you returned the ticket's own mask: the control draws new positions at random")
+        counts = {n: (drawn.alive(n), ticket.alive(n)) for n in ticket}
+        wrong = {n: c for n, c in counts.items() if c[0] != c[1]}
+        if wrong:
+            if drawn.alive() == ticket.alive():
+                raise Mistake(f"the total is right but not each layer's count ({wrong}): draw each layer's positions "
+                              f"separately, keeping its own number of weights")
+            raise Mistake(f"wrong number of weights per layer (yours, the ticket's: {wrong}): choose exactly as many "
+                          f"positions as the ticket keeps in each layer (torch.randperm), not each weight with a "
+                          f"probability, which matches the count only on average")
+        again = Mask(_run(fn, {n: m.clone() for n, m in ticket.items()}, generator("check", 0)))
+        if again != drawn:
+            raise Mistake("two calls with equal generators gave different masks: draw with the generator you are "
+                          "given (torch.randperm(n, generator=generator)), so that runs can be repeated")
+        other = Mask(_run(fn, {n: m.clone() for n, m in ticket.items()}, generator("check", 1)))
+        if other == drawn:
+            raise Mistake("two different generators gave the same mask: draw with the generator you are given")
+        overlap = (drawn["fc1.weight"] * ticket["fc1.weight"]).sum() / ticket.alive("fc1.weight")
+        density = ticket.alive("fc1.weight") / ticket.size("fc1.weight")
+        if abs(float(overlap) - density) > 0.02:
+            raise Mistake(f"fc1: {float(overlap):.0%} of your positions are the ticket's, where a uniform draw "
+                          f"gives about {density:.0%}: draw every position with equal chance")
+        return "keeps each layer's count exactly and draws the positions uniformly from the generator given."
+    return _judge("random_mask", cases)

@@ -1,0 +1,402 @@
+"""Every code checker accepts every correct implementation and refuses each classic mistake by name."""
+
+import math
+
+import pytest
+import torch
+
+from lthkit.exercises import verdict
+from lthkit.models import build_model, init_weights
+
+# --- 02.prune-layer ---------------------------------------------------------------------------------
+
+
+def prune_argsort(weights, mask, rate):
+    alive = mask.flatten().nonzero().flatten()
+    count = math.floor(rate * len(alive) + 0.5)
+    smallest = alive[torch.argsort(weights.abs().flatten()[alive])[:count]]
+    new = mask.clone().flatten()
+    new[smallest] = 0
+    return new.view_as(mask)
+
+
+def prune_topk_reversed_ties(weights, mask, rate):
+    """Another correct way: topk over scores where pruned weights score infinity; ties the other way."""
+    count = round(rate * int(mask.sum()))
+    scores = torch.where(mask.bool(), weights.abs(), torch.tensor(float("inf"))).flatten()
+    order = torch.arange(scores.numel(), 0, -1, dtype=scores.dtype) * 1e-12  # breaks ties from the end
+    drop = torch.topk(-(scores + order), count).indices
+    new = mask.clone().flatten()
+    new[drop] = 0
+    return new.reshape(mask.shape)
+
+
+def prune_sort_bool_mask_kept(weights, mask, rate):
+    alive_values = weights.abs()[mask.bool()]
+    count = math.floor(rate * alive_values.numel() + 0.5)
+    if count == 0:
+        return mask.clone()
+    ranked = torch.sort(weights.abs().flatten() + (1 - mask.flatten()) * 1e9, stable=True).indices
+    new = mask.clone().flatten()
+    new[ranked[:count]] = 0
+    return new.view(mask.shape)
+
+
+def signed_threshold(weights, mask, rate):
+    alive = mask.flatten().nonzero().flatten()
+    count = math.floor(rate * len(alive) + 0.5)
+    smallest = alive[torch.argsort(weights.flatten()[alive])[:count]]
+    new = mask.clone().flatten()
+    new[smallest] = 0
+    return new.view_as(mask)
+
+
+def counts_the_whole_layer(weights, mask, rate):
+    alive = mask.flatten().nonzero().flatten()
+    count = math.floor(rate * mask.numel() + 0.5)
+    smallest = alive[torch.argsort(weights.abs().flatten()[alive])[:count]]
+    new = mask.clone().flatten()
+    new[smallest] = 0
+    return new.view_as(mask)
+
+
+def ranks_pruned_zeros_too(weights, mask, rate):
+    count = math.floor(rate * int(mask.sum()) + 0.5)
+    smallest = torch.argsort(weights.abs().flatten(), stable=True)[:count]
+    new = mask.clone().flatten()
+    new[smallest] = 0
+    return new.view_as(mask)
+
+
+def ignores_the_mask(weights, mask, rate):
+    count = math.floor(rate * int(mask.sum()) + 0.5)
+    new = torch.ones_like(mask).flatten()
+    alive = mask.flatten().nonzero().flatten()
+    new[alive[torch.argsort(weights.abs().flatten()[alive])[:count]]] = 0
+    return new.view_as(mask)
+
+
+def threshold_takes_every_tie(weights, mask, rate):
+    alive = weights.abs()[mask.bool()]
+    count = math.floor(rate * alive.numel() + 0.5)
+    if count == 0:
+        return mask.clone()
+    threshold = alive.sort().values[count - 1]
+    return mask * (weights.abs() > threshold).to(mask.dtype)
+
+
+def changes_the_mask_in_place(weights, mask, rate):
+    new = prune_argsort(weights, mask, rate)
+    mask.copy_(new)
+    return mask
+
+
+def returns_bool(weights, mask, rate):
+    return prune_argsort(weights, mask, rate).bool()
+
+
+def forgets_the_shape(weights, mask, rate):
+    return prune_argsort(weights, mask, rate).flatten()
+
+
+def not_written(weights, mask, rate):
+    raise NotImplementedError()
+
+
+@pytest.fixture(scope="module")
+def trained_lenet(mnist_small):
+    from lthkit.train import TrainConfig, train
+
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    train(model, mnist_small, TrainConfig(iterations=30, eval_every=30), progress=False)
+    return model.cpu()
+
+
+@pytest.mark.parametrize("fn", [prune_argsort, prune_topk_reversed_ties, prune_sort_bool_mask_kept])
+def test_correct_pruning_passes_on_hand_made_cases_and_the_network(fn, trained_lenet):
+    v = verdict("02.prune-layer", fn, model=trained_lenet)
+    assert v.correct, v.message
+    assert "two rounds on every layer" in v.message
+
+
+@pytest.mark.parametrize("fn,named", [
+    (signed_threshold, "signed values"),
+    (counts_the_whole_layer, "already-pruned weights do not count toward the rate"),
+    (ranks_pruned_zeros_too, "already-pruned weights must not count"),
+    (ignores_the_mask, "came back"),
+    (threshold_takes_every_tie, "tie at the threshold"),
+    (changes_the_mask_in_place, "in place"),
+    (returns_bool, "same shape and dtype"),
+    (forgets_the_shape, "same shape and dtype"),
+    (not_written, "not written yet"),
+    (lambda w, m, r: w[0] / 0 if False else 1 / 0, "ZeroDivisionError"),
+])
+def test_each_classic_pruning_mistake_is_refused_by_name(fn, named, trained_lenet):
+    v = verdict("02.prune-layer", fn, model=trained_lenet)
+    assert not v.correct
+    assert named in v.message, v.message
+
+
+def test_the_hand_made_cases_alone_catch_the_mistakes():
+    """Without a network the checker still refuses each mistake (a learner may call it early)."""
+    for fn in (signed_threshold, counts_the_whole_layer, ranks_pruned_zeros_too, threshold_takes_every_tie):
+        assert not verdict("02.prune-layer", fn).correct
+    assert verdict("02.prune-layer", prune_argsort).correct
+
+
+# --- 03.rewind and 03.imp-round -----------------------------------------------------------------------
+
+
+def rewind_right(model, initial, mask):
+    model.load_state_dict(initial)
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def rewind_by_copy(model, initial, mask):
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            value.copy_(initial[name] * mask[name] if name in mask else initial[name])
+    return model
+
+
+def rewind_to_trained(model, initial, mask):
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def rewind_without_mask(model, initial, mask):
+    model.load_state_dict(initial)
+    return model
+
+
+def rewind_weights_only(model, initial, mask):
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).copy_(initial[name] * m)
+    return model
+
+
+def rewind_masking_initial(model, initial, mask):
+    for name, m in mask.items():
+        initial[name].mul_(m)
+    model.load_state_dict(initial)
+    return model
+
+
+def rewind_returns_nothing(model, initial, mask):
+    rewind_right(model, initial, mask)
+
+
+@pytest.mark.parametrize("fn", [rewind_right, rewind_by_copy])
+def test_a_correct_rewind_passes(fn, mnist_small):
+    v = verdict("03.rewind", fn, data=mnist_small)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("fn,named", [
+    (rewind_to_trained, "rewound to the trained weights"),
+    (rewind_without_mask, "pruned weights are not zero"),
+    (rewind_weights_only, "biases are not rewound"),
+    (rewind_masking_initial, "changed `initial` in place"),
+    (rewind_returns_nothing, "return the ticket"),
+])
+def test_each_rewind_mistake_is_refused_by_name(fn, named, mnist_small):
+    v = verdict("03.rewind", fn, data=mnist_small)
+    assert not v.correct
+    assert named in v.message, v.message
+
+
+def make_round(prune=prune_argsort, rewind=rewind_right, order="prune-rewind-train", train_mask="new"):
+    def imp_round(trained, initial, mask, rates, train):
+        if order == "rewind-first":
+            trained = rewind(trained, initial, mask)
+        weights = dict(trained.named_parameters())
+        new_mask = {n: prune(weights[n].detach(), mask[n], rates[n]) for n in mask}
+        ticket = trained if order == "no-rewind" else rewind(trained, initial, new_mask)
+        if order == "no-rewind":
+            with torch.no_grad():
+                for n, m in new_mask.items():
+                    ticket.get_parameter(n).mul_(m)
+        train(ticket, {"new": new_mask, "old": mask, "none": None}[train_mask])
+        return new_mask, ticket
+    return imp_round
+
+
+def test_a_correct_round_passes(mnist_small):
+    v = verdict("03.imp-round", make_round(), data=mnist_small)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("fn,named", [
+    (make_round(train_mask="none"), "trained without the mask"),
+    (make_round(train_mask="old"), "trained with the old mask"),
+    (make_round(order="rewind-first"), "pruned by the initial weights"),
+    (make_round(order="no-rewind"), "started from the trained weights"),
+    (make_round(prune=signed_threshold), "not magnitude pruning"),
+    (make_round(rewind=rewind_to_trained), "started from the trained weights"),
+    (lambda trained, initial, mask, rates, train: (mask, trained), "prunes nothing"),
+])
+def test_each_round_mistake_is_refused_by_name(fn, named, mnist_small):
+    v = verdict("03.imp-round", fn, data=mnist_small)
+    assert not v.correct
+    assert named in v.message, v.message
+
+
+# --- 04.reinit and 04.random-mask ---------------------------------------------------------------------
+
+
+def reinit_right(model, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in mask.items():
+            weight = model.get_parameter(name)
+            torch.nn.init.xavier_normal_(weight, generator=g)
+            weight.mul_(m)
+    return model
+
+
+def reinit_with_lthkit(model, mask, seed):
+    init_weights(model, seed)
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def reinit_reuses_initial(model, mask, seed):
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def reinit_pytorch_default(model, mask, seed):
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def reinit_uniform(model, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in mask.items():
+            weight = model.get_parameter(name)
+            torch.nn.init.xavier_uniform_(weight, generator=g)
+            weight.mul_(m)
+    return model
+
+
+def reinit_unmasked(model, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name in mask:
+            torch.nn.init.xavier_normal_(model.get_parameter(name), generator=g)
+    return model
+
+
+def reinit_ignores_seed(model, mask, seed):
+    return reinit_right(model, mask, 7)
+
+
+def reinit_global_rng(model, mask, seed):
+    with torch.no_grad():
+        for name, m in mask.items():
+            weight = model.get_parameter(name)
+            torch.nn.init.xavier_normal_(weight)
+            weight.mul_(m)
+    return model
+
+
+@pytest.mark.parametrize("fn", [reinit_right, reinit_with_lthkit])
+def test_a_correct_reinit_passes(fn):
+    v = verdict("04.reinit", fn)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("fn,named", [
+    (reinit_reuses_initial, "original initial values"),
+    (reinit_pytorch_default, "PyTorch's default"),
+    (reinit_uniform, "look uniform"),
+    (reinit_unmasked, "pruned weights are not zero"),
+    (reinit_ignores_seed, "use the seed you are given"),
+    (reinit_global_rng, "same seed gave different weights"),
+])
+def test_each_reinit_mistake_is_refused_by_name(fn, named):
+    v = verdict("04.reinit", fn)
+    assert not v.correct
+    assert named in v.message, v.message
+
+
+def random_right(mask, generator):
+    out = {}
+    for name, m in mask.items():
+        flat = torch.zeros(m.numel(), dtype=m.dtype)
+        flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
+        out[name] = flat.view_as(m)
+    return out
+
+
+def random_by_shuffling_the_mask(mask, generator):
+    return {n: m.flatten()[torch.randperm(m.numel(), generator=generator)].view_as(m) for n, m in mask.items()}
+
+
+def random_bernoulli(mask, generator):
+    return {n: torch.bernoulli(torch.full_like(m, float(m.mean())), generator=generator) for n, m in mask.items()}
+
+
+def random_across_layers(mask, generator):
+    flat = torch.cat([m.flatten() for m in mask.values()])
+    flat = flat[torch.randperm(flat.numel(), generator=generator)]
+    out, start = {}, 0
+    for n, m in mask.items():
+        out[n] = flat[start:start + m.numel()].view_as(m)
+        start += m.numel()
+    return out
+
+
+def random_among_survivors(mask, generator):
+    out = {}
+    for n, m in mask.items():
+        alive = m.flatten().nonzero().flatten()
+        keep = alive[torch.randperm(len(alive), generator=generator)[: int(0.9 * len(alive))]]
+        flat = torch.zeros(m.numel(), dtype=m.dtype)
+        flat[keep] = 1
+        out[n] = flat.view_as(m)
+    return out
+
+
+def random_global_rng(mask, generator):
+    return {n: m.flatten()[torch.randperm(m.numel())].view_as(m) for n, m in mask.items()}
+
+
+def random_returns_the_ticket(mask, generator):
+    return {n: m.clone() for n, m in mask.items()}
+
+
+@pytest.mark.parametrize("fn", [random_right, random_by_shuffling_the_mask])
+def test_a_correct_random_mask_passes(fn):
+    v = verdict("04.random-mask", fn)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("fn,named", [
+    (random_bernoulli, "only on average"),
+    (random_across_layers, "not each layer's count"),
+    (random_among_survivors, "wrong number of weights per layer"),
+    (random_global_rng, "generator you are given"),
+    (random_returns_the_ticket, "the ticket's own mask"),
+])
+def test_each_random_mask_mistake_is_refused_by_name(fn, named):
+    v = verdict("04.random-mask", fn)
+    assert not v.correct
+    assert named in v.message, v.message
