@@ -172,7 +172,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
     assert not verdict("01.early-stop", result.early_stop_iteration + 2 * spacing + 1, result=result).correct
     check("00.train-size", None)
     check("00.train-size", 55000)
-    assert set(right) | {"01.early-stop"} == set(EXERCISES)
+    assert set(right) | {"01.early-stop"} == {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.exercises"}
     printed = capsys.readouterr().out
     assert "✗ not answered yet" in printed and "✓ 55000 it is." in printed
 
