@@ -24,6 +24,70 @@ class Question:
 QUIZZES: dict[str, tuple[Question, ...]] = {
 }
 
+QUIZZES["00"] = (
+    Question("c", "IMP rewinds the weights that survive pruning to their own values at initialisation, then "
+                  "retrains them. Keeping the trained values, (a), is fine-tuning, one of the ways to retrain "
+                  "that notebook 06 compares; drawing fresh random values, (b), is the reinit control of 04 "
+                  "and 05, which asks whether the initial values matter at all."),
+    Question("b", "The validation images decide when to stop, so the test images are never used for a "
+                  "decision and the test accuracy stays an honest estimate. They are not extra test images, "
+                  "(a): using the test set to choose the stopping point would make its accuracy optimistic."),
+    Question("a", "The `test` budget trains for seconds on at most 1,000 images: it shows that every cell "
+                  "runs, not how tickets behave, so it supports no conclusion about tickets either way. Only the "
+                  "`classroom` and `paper` budgets train long enough to show the effect, and neither (b) nor "
+                  "(c) follows from a run that short."),
+)
+
+QUIZZES["01"] = (
+    Question("b", "On a flat, noisy stretch of the validation loss the lowest point is one dip among many of "
+                  "the same size: another seed or other evaluation points can move it a long way while the "
+                  "loss barely changes. It does not mark an exact moment when learning stops, (a), and it is "
+                  "chosen by the validation loss, not by the test accuracy, (c)."),
+    Question("a", "The early-stop iteration measures how fast a network learns, and the test accuracy there "
+                  "compares every network at a point chosen without the test set; the paper reports the "
+                  "final accuracy too, as a second, weaker measure. (b) is false: in the committed run the "
+                  "final accuracy (97.66%) is above the early-stop one (97.50%); so is (c): the training loss "
+                  "keeps falling after the early stop, so the network keeps changing."),
+    Question("b", "Pruning the same fraction of every layer removes weights in proportion to the layers' "
+                  "sizes, and the first layer holds 235,200 of the 266,200 weights, about 88%. One third, "
+                  "(a), would hold only if the layers were the same size; 20%, (c), is the rate per layer, "
+                  "not the first layer's share of what is removed."),
+)
+
+QUIZZES["05"] = (
+    Question("b", "With every early stop on the last iteration, every network, the dense one included, was "
+                  "still improving when training ended: the ticket is ahead after the same 300 iterations, "
+                  "and a longer training would raise the dense network's accuracy too. So the claim holds at "
+                  "an equal training budget, not for the accuracy either network could reach, (a); nothing "
+                  "in a run that stops while accuracy still rises shows overfitting, (c)."),
+    Question("a", "97.5% of Conv-2's prunable weights sit in its first fully-connected layer, pruned at 20% per "
+                  "round, so the whole network loses almost exactly 20% per round (80.1% left after round 1 "
+                  "in the committed table). Averaging the rates, (b), ignores that the layers differ in size "
+                  "by a factor of a hundred; the convolutions' 10%, (c), applies to under 1% of the weights."),
+    Question("c", "The reinit control keeps the ticket's mask and draws fresh initial values, so a gap "
+                  "between the two can only come from the initial values. It has the same number of weights "
+                  "as the ticket, so it cannot be smaller, (a), and it trains for the same iterations as the "
+                  "ticket, (b)."),
+)
+
+QUIZZES["06"] = (
+    Question("a", "A rise in the error between the two copies means they ended in different valleys of the "
+                  "loss: from that point on, the noise of SGD (the data order) still decides where training "
+                  "ends, so the point is unstable. Nothing in a barrier says the learning rate is too small, "
+                  "(b), and both ends are trained networks measured on test images, so it is not overfitting, "
+                  "(c)."),
+    Question("c", "Weight rewinding sets the surviving weights back to their values at iteration k and replays "
+                  "the learning-rate schedule from k; learning-rate rewinding keeps the trained weights and "
+                  "replays only the schedule. (a) describes fine-tuning, which keeps the trained weights at the "
+                  "final, small learning rate; and the two rewindings retrain for the same iterations, k to "
+                  "the end, so (b) cannot be what separates them."),
+    Question("b", "Each accuracy on 1,000 test images carries a 95% interval of about ±3.1 points, and the "
+                  "difference of two such accuracies about ±4.4, so one point (51.3% against 50.3%) says "
+                  "nothing by itself. (a) reads noise as a result; (c) overreaches: the rewound-to-0 ticket is "
+                  "not worse than the dense network here, and the case against iteration 0 rests on the "
+                  "instability analysis and on the papers' longer runs."),
+)
+
 
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
