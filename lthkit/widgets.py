@@ -15,8 +15,8 @@ from torch import nn
 
 from lthkit.data import Splits
 from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_globally
-from lthkit.plots import (COLORS, plot_curve, plot_error_along_line, plot_vs_weights, plot_weight_histogram,
-                          show_mask_images, use_style, weights_axis)
+from lthkit.plots import (COLORS, MARKERS, place_legend, plot_curve, plot_error_along_line, plot_vs_weights,
+                          plot_weight_histogram, show_mask_images, style, use_style, weights_axis)
 from lthkit.results import Results
 from lthkit.rewind import Snapshot, rewind_to
 from lthkit.stability import STABLE_WITHIN, instability, is_stable
@@ -139,9 +139,10 @@ def round_explorer(results: Results):
 
     def draw(view: RoundView) -> None:
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-        plot_curve(results.rounds[0].arms["ticket"], ax=left, label="dense (round 0)", color=COLORS["dense"])
+        plot_curve(results.rounds[0].arms["ticket"], ax=left, label="dense (round 0)", color=COLORS["dense"],
+                   marker=MARKERS["dense"])
         for arm in view.arms:
-            plot_curve(results.rounds[view.round].arms[arm], ax=left, color=COLORS.get(arm),
+            plot_curve(results.rounds[view.round].arms[arm], ax=left, color=COLORS.get(arm), marker=MARKERS.get(arm),
                        label=f"{arm}, {view.weights_remaining:.1%} left")
         left.set_ylim(bottom=max(left.get_ylim()[0], 80))
         plot_vs_weights(results, ax=right, arms=["ticket"])
@@ -184,19 +185,19 @@ def depth_explorer(runs: dict[str, Results]):
     against weights remaining, with the chosen round circled."""
     import ipywidgets as w
 
-    shades = dict(zip(runs, plt.cm.viridis(np.linspace(0.0, 0.8, len(runs)))))
+    looks = {model: style(model, index=i) for i, model in enumerate(runs)}
 
     def draw(view: DepthView) -> None:
         fig, ax = plt.subplots(figsize=(7, 4))
         for model, run in runs.items():
             xs, ys = run.series("ticket", "early_stop_test_accuracy")
-            ax.plot(np.array(xs) * 100, np.array(ys) * 100, "o-", ms=3, color=shades[model], label=model)
+            ax.plot(np.array(xs) * 100, np.array(ys) * 100, "-", ms=5, label=model, **looks[model])
             left, acc = view.rows[model]
-            ax.plot([left * 100], [acc * 100], "o", ms=12, mfc="none", color=shades[model])
+            ax.plot([left * 100], [acc * 100], "o", ms=12, mfc="none", color=looks[model]["color"])
         smallest = min(r.weights_remaining for run in runs.values() for r in run.rounds)
         weights_axis(ax, smallest * 100)
         ax.set_ylabel("test accuracy at early stop (%)")
-        ax.legend()
+        place_legend(ax)
         fig.suptitle(view.readout, fontsize=9)
 
     last = min(len(run.rounds) for run in runs.values()) - 1
