@@ -187,6 +187,20 @@ def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None
                    rules=rules)
 
 
+def ticket_trainer(config, data):
+    """``train(model, mask)``, training a network as ``run_imp`` trains a round's ticket (the
+    config's schedule and batches, the mask kept through training) and returning its result:
+    what the learner's own IMP round calls in notebook 03."""
+    from lthkit.masks import Mask
+    from lthkit.train import train
+
+    def train_ticket(model, mask=None):
+        return train(model, data, config.train_config(), mask=Mask(mask) if mask is not None else None,
+                     progress=False).result
+
+    return train_ticket
+
+
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
 
 

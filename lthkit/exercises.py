@@ -54,7 +54,7 @@ def verdict(name: str, answer, **context) -> Verdict:
     if name not in EXERCISES:
         raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
     if answer is None:
-        return Verdict(False, "not answered yet: set `answer` in the cell above and run both cells again.")
+        return Verdict(False, "not answered yet: set your answer in the cell above and run both cells again.")
     return EXERCISES[name](answer, **context)
 
 

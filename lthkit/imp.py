@@ -379,6 +379,16 @@ def print_arm(r: int, arm: str, result: ArmResult, seconds: float) -> None:
           f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
 
 
+def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
+    """The network of round ``r`` of a saved run as training left it (pruned weights zero)."""
+    out = Path(out_dir)
+    config = json.loads((out / RESULTS).read_text())["config"]
+    info = dataset_info(config["dataset"])
+    model = build_model(config["model"], info.input_shape, info.num_classes)
+    model.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
+    return model
+
+
 def load_ticket(out_dir: str | Path, r: int) -> Ticket:
     """The ticket of round ``r`` of a saved run: that round's mask on the rewound weights."""
     out = Path(out_dir)

@@ -54,6 +54,42 @@ QUIZZES["01"] = (
                   "not the first layer's share of what is removed."),
 )
 
+QUIZZES["02"] = (
+    Question("b", "Adam keeps running averages of each weight's gradient, and weight decay pulls on every weight: "
+                  "a weight set to zero once, (a), regrows at the first step. Masking the gradient before each "
+                  "step keeps Adam's averages at zero, and masking the weights after it undoes anything else. A "
+                  "zero learning rate, (c), would freeze the layer's surviving weights too."),
+    Question("b", "The rate applies to the weights still alive: 0.2 x 600 = 120. Removing 200, (a), counts the "
+                  "400 pruned weights toward the rate; 80, (c), is 0.2 x 400, the pruned ones alone."),
+    Question("b", "torch.nn.utils.prune keeps the dense original as weight_orig and the mask as a dense buffer "
+                  "weight_mask, so the state dict grows. Only a sparse format that drops the zeros, (a), makes it "
+                  "smaller, and only past about half sparsity with 32-bit indices."),
+)
+
+QUIZZES["03"] = (
+    Question("b", "The survivors go back to their values at initialisation: that is the rewind, and it is what "
+                  "makes a lottery ticket. Keeping the trained values, (a), is fine-tuning; fresh random values, "
+                  "(c), is the reinit control of notebook 04."),
+    Question("c", "A ticket is the pair: the mask and the initial values of the weights it keeps. The mask on "
+                  "another initialisation, (a), is the reinit control, which does worse; the trained weights, "
+                  "(b), are the pruned network, not a ticket to retrain."),
+    Question("b", "Early stopping takes the evaluation with the lowest validation loss; when that is the last one, "
+                  "the loss was still falling and a longer budget would have stopped later. It says nothing about "
+                  "speed, (a), and the rule itself worked, (c)."),
+)
+
+QUIZZES["04"] = (
+    Question("b", "reinit keeps the ticket's mask and changes only the initial values, so a gap between them is "
+                  "the initial values' doing, for this network and training. The mask alone, (a), is what reinit "
+                  "has, and it falls behind; random masks, (c), are the other control."),
+    Question("a", "A control must differ from the ticket in one thing only. With a probability per weight, each "
+                  "layer's count is right only on average, so the control also differs in size per layer. Speed, "
+                  "(b), is beside the point, and a Bernoulli draw can be seeded, (c)."),
+    Question("b", "Both results hold under their settings: LeNet with Adam at a small learning rate here, "
+                  "VGG/ResNet with SGD at 0.1 there. Neither refutes the other, (a); the checkers ran your "
+                  "controls on cases that catch the classic mistakes, (c)."),
+)
+
 QUIZZES["05"] = (
     Question("b", "With every early stop on the last iteration, every network, the dense one included, was "
                   "still improving when training ended: the ticket is ahead after the same 300 iterations, "
