@@ -59,10 +59,10 @@ QUIZZES["02"] = (
                   "a weight set to zero once, (a), regrows at the first step. Masking the gradient before each "
                   "step keeps Adam's averages at zero, and masking the weights after it undoes anything else. A "
                   "zero learning rate, (c), would freeze the layer's surviving weights too."),
-    Question("b", "The rate applies to the weights still alive: 0.2 x 600 = 120. Removing 200, (a), counts the "
-                  "400 pruned weights toward the rate; 80, (c), is 0.2 x 400, the pruned ones alone."),
-    Question("b", "torch.nn.utils.prune keeps the dense original as weight_orig and the mask as a dense buffer "
-                  "weight_mask, so the state dict grows. Only a sparse format that drops the zeros, (a), makes it "
+    Question("c", "The rate applies to the weights still alive: 0.2 x 600 = 120. Removing 200, (a), counts the "
+                  "400 pruned weights toward the rate; 80, (b), is 0.2 x 400, the pruned ones alone."),
+    Question("a", "torch.nn.utils.prune keeps the dense original as weight_orig and the mask as a dense buffer "
+                  "weight_mask, so the state dict grows. Only a sparse format that drops the zeros, (b), makes it "
                   "smaller, and only past about half sparsity with 32-bit indices."),
 )
 
