@@ -14,7 +14,7 @@ from lthkit.config import make_config
 from lthkit.exercises import EXERCISES, check, verdict
 from lthkit.imp import run_imp
 from lthkit.models import build_model
-from lthkit.plots import plot_band_vs_weights, plot_curve, plot_vs_weights
+from lthkit.plots import COLORS, plot_band_vs_weights, plot_curve, plot_vs_weights
 from lthkit.train import TrainConfig, train
 from lthkit.widgets import one_shot_mask, round_explorer, round_view, sparsity_explorer, sparsity_view
 
@@ -182,7 +182,7 @@ def test_plots_draw_every_arm_in_its_colour(small_run):
     assert [line.get_label() for line in ax.get_lines()] == [
         "winning ticket (rewound)", "same mask, random re-init", "random mask"]
     assert ax.get_xscale() == "log" and "weights remaining" in ax.get_xlabel()
-    assert ax.get_lines()[0].get_color() == "#1f77b4"
+    assert ax.get_lines()[0].get_color() == COLORS["ticket"]
     band = plot_band_vs_weights([small_run, small_run], "reinit")
     assert "2 seeds" in band.get_lines()[0].get_label()
     xs, ys = band.get_lines()[0].get_data()
