@@ -5,19 +5,12 @@ import math
 import pytest
 import torch
 
+from learner_solutions import prune_argsort, random_right, reinit_right, rewind_right
+
 from lthkit.exercises import verdict
 from lthkit.models import build_model, init_weights
 
 # --- 02.prune-layer ---------------------------------------------------------------------------------
-
-
-def prune_argsort(weights, mask, rate):
-    alive = mask.flatten().nonzero().flatten()
-    count = math.floor(rate * len(alive) + 0.5)
-    smallest = alive[torch.argsort(weights.abs().flatten()[alive])[:count]]
-    new = mask.clone().flatten()
-    new[smallest] = 0
-    return new.view_as(mask)
 
 
 def prune_topk_reversed_ties(weights, mask, rate):
@@ -147,14 +140,6 @@ def test_the_hand_made_cases_alone_catch_the_mistakes():
 # --- 03.rewind and 03.imp-round -----------------------------------------------------------------------
 
 
-def rewind_right(model, initial, mask):
-    model.load_state_dict(initial)
-    with torch.no_grad():
-        for name, m in mask.items():
-            model.get_parameter(name).mul_(m)
-    return model
-
-
 def rewind_by_copy(model, initial, mask):
     with torch.no_grad():
         for name, value in model.state_dict().items():
@@ -250,16 +235,6 @@ def test_each_round_mistake_is_refused_by_name(fn, named, mnist_small):
 # --- 04.reinit and 04.random-mask ---------------------------------------------------------------------
 
 
-def reinit_right(model, mask, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, m in mask.items():
-            weight = model.get_parameter(name)
-            torch.nn.init.xavier_normal_(weight, generator=g)
-            weight.mul_(m)
-    return model
-
-
 def reinit_with_lthkit(model, mask, seed):
     init_weights(model, seed)
     with torch.no_grad():
@@ -335,15 +310,6 @@ def test_each_reinit_mistake_is_refused_by_name(fn, named):
     v = verdict("04.reinit", fn)
     assert not v.correct
     assert named in v.message, v.message
-
-
-def random_right(mask, generator):
-    out = {}
-    for name, m in mask.items():
-        flat = torch.zeros(m.numel(), dtype=m.dtype)
-        flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
-        out[name] = flat.view_as(m)
-    return out
 
 
 def random_by_shuffling_the_mask(mask, generator):

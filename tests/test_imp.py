@@ -152,37 +152,16 @@ def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnis
 
 def learners_rules():
     """Rules written as a learner would (not lthkit's function objects), doing what lthkit does."""
+    from learner_solutions import prune_argsort, random_right, rewind_right
+
     from lthkit.imp import Rules
-
-    def prune_layer(weights, mask, rate):
-        alive = mask.flatten().nonzero().flatten()
-        count = int(rate * len(alive) + 0.5)
-        smallest = alive[torch.argsort(weights.abs().flatten()[alive], stable=True)[:count]]
-        new = mask.clone().flatten()
-        new[smallest] = 0
-        return new.view_as(mask)
-
-    def rewind(model, initial, mask):
-        model.load_state_dict(initial)
-        with torch.no_grad():
-            for name, m in mask.items():
-                model.get_parameter(name).mul_(m)
-        return model
-
-    def random_mask(mask, generator):
-        out = {}
-        for name, m in mask.items():
-            flat = torch.zeros(m.numel())
-            flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
-            out[name] = flat.view_as(m)
-        return out
+    from lthkit.models import init_weights
 
     def reinit(model, mask, seed):
-        from lthkit.models import init_weights
         init_weights(model, seed)
-        return rewind(model, model.state_dict(), mask)
+        return rewind_right(model, model.state_dict(), mask)
 
-    return Rules(prune_layer=prune_layer, rewind=rewind, reinit=reinit, random_mask=random_mask)
+    return Rules(prune_layer=prune_argsort, rewind=rewind_right, reinit=reinit, random_mask=random_right)
 
 
 def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_path):

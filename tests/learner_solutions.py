@@ -1,0 +1,42 @@
+"""Correct learner solutions to the code exercises, written as a learner would (plain PyTorch, not
+lthkit's functions): the checkers must accept them, and run_imp must reproduce lthkit's run with them."""
+
+import math
+
+import torch
+
+
+def prune_argsort(weights, mask, rate):
+    alive = mask.flatten().nonzero().flatten()
+    count = math.floor(rate * len(alive) + 0.5)
+    smallest = alive[torch.argsort(weights.abs().flatten()[alive], stable=True)[:count]]
+    new = mask.clone().flatten()
+    new[smallest] = 0
+    return new.view_as(mask)
+
+
+def rewind_right(model, initial, mask):
+    model.load_state_dict(initial)
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)
+    return model
+
+
+def reinit_right(model, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in mask.items():
+            weight = model.get_parameter(name)
+            torch.nn.init.xavier_normal_(weight, generator=g)
+            weight.mul_(m)
+    return model
+
+
+def random_right(mask, generator):
+    out = {}
+    for name, m in mask.items():
+        flat = torch.zeros(m.numel(), dtype=m.dtype)
+        flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
+        out[name] = flat.view_as(m)
+    return out
