@@ -490,3 +490,20 @@ def test_the_guide_covers_every_notebook_and_is_linked_from_the_readme():
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", guide):
         if not re.match(r"[a-z]+:", target):
             assert (GUIDE.parent / target).exists(), f"the guide links to missing {target}"
+
+
+def test_the_site_shows_each_code_exercise_as_a_stub_with_its_solution_folded_away(site):
+    page = (site / "03_winning_tickets.html").read_text()
+    assert "BEGIN SOLUTION" not in page and "NotImplementedError" in page
+    folded = [re.sub(r"<[^>]+>", "", part.split("</details>")[0]) for part in page.split("Solution (click to reveal)")[1:]]
+    assert any("model.load_state_dict(initial)" in html.unescape(part) for part in folded)
+
+
+def test_every_solution_on_the_site_is_folded_away(site):
+    """nbconvert's markdown renderer would close a <details> at its first blank line and show the answer."""
+    page = (site / "03_winning_tickets.html").read_text()
+    blocks = re.findall(r"<details>(.*?)</details>", page, flags=re.S)
+    assert len(blocks) >= 4
+    assert all(len(re.sub(r"<[^>]+>|\s", "", b)) > 60 for b in blocks)  # each holds its solution
+    outside = re.sub(r"<details>.*?</details>", "", page, flags=re.S)
+    assert "28,823 of 266,200" not in outside and "28,823 of 266,200" in page

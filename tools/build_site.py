@@ -25,6 +25,7 @@ them in.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,6 +33,10 @@ from pathlib import Path
 import nbformat
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from student_copies import MARKER, clear_solutions  # noqa: E402  (a tool beside this one)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -41,12 +46,17 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 TEST_ONLY_TAG = "test-only"
 
-# The lab template, less everything it would fetch from the internet (see the docstring).
+# The lab template, less everything it would fetch from the internet (see the docstring), and with
+# the raw HTML cells this script writes itself (folded solutions) kept as they are: the lab
+# template would pass them through bleach, which escapes <details>.
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block rawcell scoped -%}
+{%- if cell.metadata.get('raw_mimetype', '') == 'text/html' -%}{{ cell.source }}{%- endif -%}
+{%- endblock rawcell -%}
 """
 
 
@@ -178,11 +188,42 @@ def nav(paths: list[Path], i: int) -> str:
     return " · ".join(links)
 
 
+FOLDED = re.compile(r"^\s*<details>\s*<summary>(?P<summary>.*?)</summary>(?P<body>.*)</details>\s*$", re.S)
+
+
+def folded(summary: str, markdown: str):
+    """A ``<details>`` block as a raw HTML cell: nbconvert's markdown renderer ends a ``<details>``
+    at its first blank line, which would put every solution in plain sight on the page."""
+    cell = nbformat.v4.new_raw_cell(
+        f'<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"><details><summary>{summary}'
+        f"</summary>\n{markdown2html_mistune(markdown.strip())}\n</details></div>")
+    cell.metadata["raw_mimetype"] = "text/html"
+    return cell
+
+
+def fold_solutions(cells) -> list:
+    """Every solution folded away on the page as in the notebook: the ``<details>`` cells, and each
+    code exercise shown as the learner meets it, the stub, with its solution folded below it."""
+    out = []
+    for cell in cells:
+        match = FOLDED.match(cell.source) if cell.cell_type == "markdown" else None
+        if match:
+            out.append(folded(match["summary"], match["body"]))
+        elif cell.cell_type == "code" and any(MARKER.match(line) for line in cell.source.splitlines()):
+            solution = "\n".join(line for line in cell.source.splitlines() if not MARKER.match(line))
+            stub = nbformat.from_dict(cell)
+            stub.source = clear_solutions(cell.source)
+            out += [stub, folded("Solution (click to reveal)", f"```python\n{solution}\n```")]
+        else:
+            out.append(cell)
+    return out
+
+
 def page(paths: list[Path], i: int):
     """A copy of notebook ``paths[i]`` as its page shows it: without test-only cells, each widget
     output replaced by a note, no saved widget state, and navigation (and notes) at top and bottom."""
     nb = nbformat.read(paths[i], as_version=4)
-    nb.cells = [c for c in nb.cells if not is_test_only(c)]
+    nb.cells = fold_solutions([c for c in nb.cells if not is_test_only(c)])
     sliders = has_sliders(nb)
     for j, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
