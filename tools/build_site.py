@@ -7,7 +7,9 @@ One page per notebook, from its committed outputs (nothing is executed), through
 their learning goals and run times. Navigation (previous / index / next) is a markdown cell
 put at the top and the bottom of a copy of each notebook before export: the simplest way to
 get it, and it looks like the rest of the page. The index is a one-cell notebook exported the
-same way, so every page shares one style. Cells tagged ``test-only`` are left out.
+same way, so every page shares one style. Cells tagged ``test-only`` are left out. Solutions are
+folded away as in the notebook (``fold_solutions``); a code exercise shows its stub, as the
+learner's copy does, with the solution folded below it.
 
 The folder works offline and can be copied anywhere: nothing is fetched from the internet.
 The ``lab`` template's CSS is inlined and figures are embedded (outputs as ``data:`` images,
