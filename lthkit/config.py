@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from lthkit.data import DATASETS, dataset_info, iterations_per_epoch
+from lthkit.catalogue import DATASETS, dataset_info
+from lthkit.data import iterations_per_epoch
 from lthkit.masks import check_rate
 from lthkit.models import MODELS, model_spec
 from lthkit.train import OPTIMIZERS, TrainConfig, resolve_device

@@ -20,6 +20,7 @@ from urllib.error import URLError
 
 import torch
 
+from lthkit.catalogue import DatasetInfo, check, data_root, dataset_info
 from lthkit.seeds import generator
 
 CACHE_VERSION = 1
@@ -27,66 +28,6 @@ CACHE_VERSION = 1
 
 class DataMissingError(FileNotFoundError):
     """The dataset is not on disk and could not be downloaded."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    torchvision_class: str
-    folder: str
-    files: tuple[str, ...]
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    val_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    train_pool: int
-    test_size: int
-
-    @property
-    def train_size(self) -> int:
-        return self.train_pool - self.val_size
-
-
-_MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        "mnist", "MNIST", "MNIST/raw", _MNIST_FILES, (1, 28, 28), 10, 5000,
-        (0.1307,), (0.3081,), 60000, 10000,
-    ),
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _MNIST_FILES, (1, 28, 28), 10, 5000,
-        (0.2860,), (0.3530,), 60000, 10000,
-    ),
-    "cifar10": DatasetInfo(
-        "cifar10", "CIFAR10", "cifar-10-batches-py",
-        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-         "test_batch", "batches.meta"),
-        (3, 32, 32), 10, 5000,
-        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 50000, 10000,
-    ),
-}
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Where datasets live: ``root`` if given, else ``$LTHKIT_DATA``, else the repository's ``data/``."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get("LTHKIT_DATA"):
-        return Path(os.environ["LTHKIT_DATA"])
-    return Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass
@@ -210,8 +151,6 @@ def _refuse_damaged(info: DatasetInfo, root: Path) -> None:
     checks itself). A damaged file stops the load with its name rather than training on it."""
     if info.name == "cifar10":
         return
-    from lthkit.fetch import check
-
     state = check(info.name, root)
     damaged = state.corrupted + state.stale
     if damaged:

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from lthkit import course
-from lthkit.data import DATASETS, Split, Splits, data_root, dataset_info
-from lthkit.fetch import check
+from lthkit.catalogue import DATASETS, check, data_root, dataset_info
+from lthkit.data import Split, Splits
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "notebooks" / "outputs"

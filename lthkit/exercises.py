@@ -21,36 +21,17 @@ import itertools
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from lthkit import code_exercises, quizzes  # noqa: F401  (importing them registers their exercises)
 from lthkit.data import dataset_info, iterations_per_epoch
-
-
-@dataclass(frozen=True)
-class Verdict:
-    correct: bool
-    message: str
-
-    def __str__(self) -> str:
-        return ("✓ " if self.correct else "✗ ") + self.message
-
-
-EXERCISES: dict[str, Callable[..., Verdict]] = {}
-
-
-def exercise(name: str):
-    def register(fn):
-        EXERCISES[name] = fn
-        return fn
-    return register
+from lthkit.verdicts import EXERCISES, Verdict, exercise
 
 
 def verdict(name: str, answer, **context) -> Verdict:
     """Judge ``answer`` to exercise ``name``."""
-    import lthkit.code_exercises, lthkit.quizzes  # noqa: F401, E401  (they register their exercises here)
-
     if name not in EXERCISES:
         raise KeyError(f"no exercise {name!r}; known: {', '.join(sorted(EXERCISES))}")
     if answer is None:

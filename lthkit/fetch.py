@@ -25,13 +25,12 @@ import hashlib
 import os
 import shutil
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 
-from lthkit.data import DATASETS, DataMissingError, data_root, dataset_info
+from lthkit.catalogue import CHUNK, DATASETS, Archive, Check, archives, check, data_root, md5_of, unpacked
+from lthkit.data import DataMissingError
 
-CHUNK = 1 << 20
 OFFLINE_ADVICE = (
     "\nWithout internet here, copy a folder prepared with 'lthkit data download' on a machine that is online "
     "(a USB stick, a shared folder) into {root}, or set LTHKIT_DATA to that folder."
@@ -40,109 +39,6 @@ OFFLINE_ADVICE = (
 
 class FetchError(DataMissingError):
     """A file the course needs is missing or damaged and could not be fetched again."""
-
-
-@dataclass(frozen=True)
-class Archive:
-    """One file as published: where it lives under the data root, its MD5, where to download it."""
-
-    path: str
-    md5: str
-    urls: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Unpacked:
-    """A file unpacked from an archive. ``md5`` is torchvision's where it publishes one (CIFAR-10's
-    batches); MNIST's unpacked files have none, so they are compared with their archive instead."""
-
-    path: str
-    archive: Archive
-    md5: str | None
-
-
-def _torchvision_class(name: str):
-    import torchvision
-
-    return getattr(torchvision.datasets, dataset_info(name).torchvision_class)
-
-
-def archives(name: str) -> list[Archive]:
-    """The files ``name`` is published as, from torchvision's own resource lists."""
-    cls = _torchvision_class(name)
-    if name == "cifar10":
-        return [Archive(cls.filename, cls.tgz_md5, (cls.url,))]
-    folder = dataset_info(name).folder
-    return [Archive(f"{folder}/{file}", md5, tuple(base + file for base in cls.mirrors)) for file, md5 in cls.resources]
-
-
-def unpacked(name: str) -> list[Unpacked]:
-    """The files torchvision reads, unpacked from the archives."""
-    cls = _torchvision_class(name)
-    if name == "cifar10":
-        (tarball,) = archives(name)
-        batches = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
-        return [Unpacked(f"{cls.base_folder}/{file}", tarball, md5) for file, md5 in batches]
-    return [Unpacked(a.path.removesuffix(".gz"), a, None) for a in archives(name)]
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _same_as_gunzipped(path: Path, archive: Path) -> bool:
-    with open(path, "rb") as mine, gzip.open(archive, "rb") as theirs:
-        while True:
-            a, b = mine.read(CHUNK), theirs.read(CHUNK)
-            if a != b:
-                return False
-            if not a:
-                return True
-
-
-@dataclass
-class Check:
-    """What is wrong with one dataset under a data root; all lists empty means verified."""
-
-    name: str
-    root: Path
-    missing: list[Path] = field(default_factory=list)
-    corrupted: list[Path] = field(default_factory=list)
-    stale: list[Path] = field(default_factory=list)  # unpacked files that differ from their good archive
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.corrupted or self.stale)
-
-
-def check(name: str, root: str | os.PathLike | None = None) -> Check:
-    """Check every file of ``name`` against its MD5, downloading nothing.
-
-    CIFAR-10 is verified by its unpacked batches (each has an MD5), so a folder holding only
-    ``cifar-10-batches-py/`` is complete. MNIST-style datasets are verified by their archives, and
-    an unpacked file beside a good archive must equal the archive's content.
-    """
-    root = data_root(root)
-    result = Check(name, root)
-    published = unpacked(name) if name == "cifar10" else archives(name)
-    for file in published:
-        path = root / file.path
-        if not path.exists():
-            result.missing.append(path)
-        elif md5_of(path) != file.md5:
-            result.corrupted.append(path)
-    if name == "cifar10":
-        return result
-    for file in unpacked(name):
-        path, source = root / file.path, root / file.archive.path
-        if path.exists() and source not in result.missing + result.corrupted:
-            if not _same_as_gunzipped(path, source):
-                result.stale.append(path)
-    return result
 
 
 def fetch(

@@ -19,8 +19,9 @@ import torchvision
 from cifar_fixture import write_synthetic_cifar10
 from conftest import SHARED
 from lthkit.cli import main
-from lthkit.data import DATASETS, DataMissingError, load_dataset
-from lthkit.fetch import FetchError, archives, check, fetch, unpacked
+from lthkit.catalogue import DATASETS, archives, check, unpacked
+from lthkit.data import DataMissingError, load_dataset
+from lthkit.fetch import FetchError, fetch
 
 MNIST_ARCHIVES = archives("mnist")
 

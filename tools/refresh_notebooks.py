@@ -44,7 +44,7 @@ def _minutes(seconds: float) -> str:
 def runnable_here(path: Path) -> bool:
     """A notebook that needs CIFAR-10 runs by default only where it is on disk and verified, so
     that a refresh never starts a 170 MB download unasked."""
-    from lthkit.fetch import check
+    from lthkit.catalogue import check
 
     needs = nbformat.read(path, as_version=4).metadata.get("lthkit", {}).get("needs")
     return needs != "cifar10" or check("cifar10").ok
