@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from lthkit.catalogue import DATASETS
 from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
-from lthkit.data import DATASETS, DataMissingError
+from lthkit.data import DataMissingError
 from lthkit.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import print_arm, run_imp

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import SHARED
 from lthkit import course, doctor
-from lthkit.fetch import archives
+from lthkit.catalogue import archives
 
 FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
 FAKE_CIFAR_SPEED = {name: {"per_iteration": 0.1 * (i + 1), "per_extra_arm": 0.07 * (i + 1), "per_image": 0.001}
