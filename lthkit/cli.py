@@ -14,6 +14,7 @@ from pathlib import Path
 from lthkit.catalogue import DATASETS
 from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
 from lthkit.data import DataMissingError
+from lthkit.determinism import use_deterministic
 from lthkit.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import print_arm, run_imp
@@ -53,6 +54,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-images", type=int,
                    help="measure on the first N validation and N test images (default: all; fewer is faster, noisier)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--deterministic", action="store_true",
+                   help="the same numbers bit for bit on a CUDA GPU too: deterministic algorithms only and "
+                        "cuBLAS's deterministic workspace (CUBLAS_WORKSPACE_CONFIG=:4096:8); slower on a GPU, "
+                        "no effect on the CPU's results, which are reproducible anyway")
     p.add_argument("--out", type=Path, required=True, help="folder for results.json and checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -196,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return 0 if run_doctor(args.root, args.out, device=args.device, iterations=args.iterations,
                                  cifar_iterations=args.cifar_iterations) else 1
+    if args.deterministic:
+        use_deterministic()  # before anything touches the GPU: cuBLAS reads its workspace setting once
     try:
         config = config_from_args(args)
         if args.resume and args.overwrite:

@@ -61,9 +61,10 @@ class Mask(Mapping[str, torch.Tensor]):
         )
 
     def alive(self, name: str | None = None) -> int:
-        """Surviving weights in one layer, or in all of them."""
+        """Surviving weights in one layer, or in all of them, counted as integers (a float32 sum
+        stops counting exactly past 2**24 ones)."""
         names = [name] if name is not None else list(self)
-        return sum(int(self[n].sum().item()) for n in names)
+        return sum(_count(self[n]) for n in names)
 
     def size(self, name: str | None = None) -> int:
         names = [name] if name is not None else list(self)
@@ -116,6 +117,11 @@ class Mask(Mapping[str, torch.Tensor]):
         return cls(torch.load(path, weights_only=True))
 
 
+def _count(t: torch.Tensor) -> int:
+    """How many entries of a 0/1 tensor are 1, as an exact integer."""
+    return int(torch.count_nonzero(t).item())
+
+
 def check_rate(rate: float, what: str = "pruning rate") -> float:
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or math.isnan(rate) or not 0.0 <= rate < 1.0:
         raise ValueError(
@@ -158,7 +164,7 @@ def prune_layer(weights: torch.Tensor, mask: torch.Tensor, rate: float) -> torch
     position, so exactly that many go. Notebook 02 has the learner write this function.
     """
     flat = mask.flatten().cpu()
-    count = count_to_prune(check_rate(rate), int(flat.sum().item()))
+    count = count_to_prune(check_rate(rate), _count(flat))
     return _prune_smallest(weights.detach().abs().flatten().cpu(), flat, count).view_as(mask).to(mask.device)
 
 
@@ -179,7 +185,7 @@ def prune_globally(model: nn.Module, mask: Mask, rate: float) -> Mask:
     names = list(mask)
     scores = torch.cat([params[n].detach().abs().flatten().cpu() for n in names])
     flat = torch.cat([mask[n].flatten().cpu() for n in names])
-    pruned = _prune_smallest(scores, flat, count_to_prune(rate, int(flat.sum().item())))
+    pruned = _prune_smallest(scores, flat, count_to_prune(rate, _count(flat)))
     out, start = {}, 0
     for n in names:
         size = mask[n].numel()
@@ -193,7 +199,7 @@ def random_mask_like(mask: Mask, generator: torch.Generator) -> Mask:
     out = {}
     for name, m in mask.items():
         flat = torch.zeros(m.numel())
-        flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum().item())]] = 1
+        flat[torch.randperm(m.numel(), generator=generator)[: _count(m)]] = 1
         out[name] = flat.view_as(m).to(m.device)
     return Mask(out)
 
@@ -204,7 +210,7 @@ def prune_randomly(mask: Mask, rates: Mapping[str, float], generator: torch.Gene
     for name, m in mask.items():
         flat = m.flatten().cpu()
         scores = torch.rand(flat.numel(), generator=generator)
-        count = count_to_prune(check_rate(rates[name]), int(flat.sum().item()))
+        count = count_to_prune(check_rate(rates[name]), _count(flat))
         out[name] = _prune_smallest(scores, flat, count).view_as(m).to(m.device)
     return Mask(out)
 
@@ -215,10 +221,15 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def to_torch_prune(model: nn.Module, mask: Mask) -> nn.Module:
-    """Attach ``mask`` with ``torch.nn.utils.prune`` (``weight_orig`` and ``weight_mask``), in place."""
+    """Attach ``mask`` with ``torch.nn.utils.prune`` (``weight_orig`` and ``weight_mask``), in place.
+
+    Each ``weight_mask`` is put on its weight's device (a mask kept on the CPU prunes a model
+    on a GPU) and in its weight's floating-point type."""
+    params = dict(model.named_parameters())
     for name, m in mask.items():
         module, param = _split_name(name)
-        torch_prune.custom_from_mask(model.get_submodule(module), param, m.to(torch.float32))
+        weight = params[name]
+        torch_prune.custom_from_mask(model.get_submodule(module), param, m.to(weight.device, weight.dtype))
     return model
 
 

@@ -1,10 +1,13 @@
+import argparse
 import json
 import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
+import lthkit.cli
 from lthkit.cli import build_parser, main
 from lthkit.config import ConfigError, make_config, parse_prune_rates
 
@@ -61,20 +64,87 @@ def test_a_folder_with_a_different_run_is_refused(mnist_small, tmp_path, capsys)
     assert "different configuration" in err and "seed: 0 now, 9 there" in err
 
 
+def documented(sp) -> list[str]:
+    """Options of ``sp`` whose help is missing, or not printed beside their flags.
+
+    A flag's name alone proves nothing: argparse prints every flag in the usage line, and other
+    options' help mentions some (--out), so each option's own entry is looked for (spaces aside,
+    since argparse wraps lines at hyphens too)."""
+    text = "".join(sp.format_help().split())
+    formatter = sp._get_formatter()
+    missing = []
+    for action in sp._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        entry = "".join(f"{formatter._format_action_invocation(action)} {formatter._expand_help(action)}".split())
+        if not action.help or action.help == argparse.SUPPRESS or entry not in text:
+            missing.append(action.option_strings[0])
+    return missing
+
+
 def test_help_documents_every_option():
-    parser = build_parser()
-    sub = parser._subparsers._group_actions[0].choices
+    sub = build_parser()._subparsers._group_actions[0].choices
     for name, sp in sub.items():
-        text = sp.format_help()
-        for action in sp._actions:
-            for flag in action.option_strings:
-                assert flag in text
-            if action.option_strings and action.dest != "help":
-                assert action.help, f"{name} {action.option_strings} has no help"
-    for flag in ("--dataset", "--model", "--rounds", "--epochs", "--seed", "--controls", "--out", "--prune-rate",
-                 "--global", "--rewind-iteration", "--batch-size", "--lr", "--optimizer", "--subset", "--device",
-                 "--resume", "--overwrite"):
-        assert flag in sub["imp"].format_help()
+        assert documented(sp) == [], name
+    imp_options = set(sub["imp"]._option_string_actions)
+    assert imp_options >= {"--dataset", "--model", "--rounds", "--epochs", "--seed", "--controls", "--out",
+                           "--prune-rate", "--global", "--no-global", "--rewind-iteration", "--batch-size", "--lr",
+                           "--optimizer", "--subset", "--device", "--resume", "--overwrite", "--deterministic"}
+    assert {"--deterministic", "--device"} <= set(sub["train"]._option_string_actions)
+    help_text = "".join(sub["imp"].format_help().split())
+    assert "cuBLAS'sdeterministicworkspace(CUBLAS_WORKSPACE_CONFIG=:4096:8)" in help_text
+
+
+@pytest.fixture
+def determinism_restored(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_deterministic_flag_sets_deterministic_mode_before_the_run(flag, tmp_path, monkeypatch, capsys,
+                                                                   determinism_restored):
+    import os
+
+    from lthkit.determinism import is_deterministic
+
+    seen = []
+    monkeypatch.setattr(lthkit.cli, "run_imp", lambda config, out, **kwargs: seen.append(
+        (is_deterministic(), torch.are_deterministic_algorithms_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+         torch.backends.cudnn.deterministic)))
+    argv = ["train", "--out", str(tmp_path), "--device", "cpu", "--iterations", "10"]
+    assert main(argv + (["--deterministic"] if flag else [])) == 0
+    assert seen == ([(True, True, ":4096:8", True)] if flag else [(False, False, None, False)])
+    if flag:
+        assert not torch.backends.cudnn.benchmark
+
+
+def test_deterministic_mode_keeps_a_deterministic_cublas_setting_and_turns_off(monkeypatch, determinism_restored):
+    from lthkit.determinism import is_deterministic, use_deterministic
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    use_deterministic()
+    assert is_deterministic() and __import__("os").environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    use_deterministic(False)
+    assert not is_deterministic() and not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_deterministic_runs_on_a_gpu_are_bit_for_bit_the_same(mnist_small, tmp_path):
+    """Two processes, each with --deterministic, train Conv-2 (cuDNN convolutions, cuBLAS products)."""
+    cli = [sys.executable, "-m", "lthkit.cli", "train", "--deterministic", "--device", "cuda", "--model", "conv2",
+           "--dataset", "mnist", "--subset", "600", "--iterations", "30", "--eval-every", "10", "--quiet"]
+    for run in ("a", "b"):
+        done = subprocess.run(cli + ["--out", str(tmp_path / run)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    a, b = (json.loads((tmp_path / run / "results.json").read_text())["rounds"] for run in ("a", "b"))
+    assert a == b
+    trained = [torch.load(tmp_path / run / "round_00.pt", weights_only=True)["trained"] for run in ("a", "b")]
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[1])
 
 
 def test_prune_rate_forms():
@@ -197,9 +267,5 @@ def test_doctor_command_reports_and_exits_nonzero_on_a_problem(tmp_path, monkeyp
 def test_data_and_doctor_help_documents_every_option():
     sub = build_parser()._subparsers._group_actions[0].choices
     parsers = [sub["doctor"], *sub["data"]._subparsers._group_actions[0].choices.values()]
-    for sp in parsers:
-        text = sp.format_help()
-        for action in sp._actions:
-            if action.option_strings and action.dest != "help":
-                assert action.help and all(flag in text for flag in action.option_strings)
-    assert "--mirror" in parsers[1].format_help() and "--root" in parsers[2].format_help()
+    assert [documented(sp) for sp in parsers] == [[], [], []]
+    assert "--mirror" in parsers[1]._option_string_actions and "--root" in parsers[2]._option_string_actions

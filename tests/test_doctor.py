@@ -6,6 +6,7 @@ import pytest
 from conftest import SHARED
 from lthkit import course, doctor
 from lthkit.catalogue import archives
+from lthkit.train import resolve_device
 
 FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
 FAKE_CIFAR_SPEED = {name: {"per_iteration": 0.1 * (i + 1), "per_extra_arm": 0.07 * (i + 1), "per_image": 0.001}
@@ -47,7 +48,7 @@ def test_a_ready_machine_is_reported_ready_with_a_prediction_per_notebook_and_bu
     assert "  mnist: present and verified" in lines
     assert any(line.startswith("  note: fashion-mnist: missing") and "lthkit data download" in line for line in lines)
     assert any(line.startswith("  note: cifar10: missing") and "notebooks 05 and 06 need it" in line for line in lines)
-    assert "  torch: " + course.torch.__version__ in lines and "  cpu: works" in lines
+    assert "  torch: " + course.torch.__version__ in lines and f"  {resolve_device('auto')}: works" in lines
     assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
     table = lines.index("  notebook " + "".join(f"{b:>11}" for b in course.BUDGET_NAMES))
     rows = lines[table + 1:table + 8]
@@ -92,20 +93,30 @@ def test_versions_other_than_the_tested_ones_are_noted(monkeypatch):
     assert any(note.startswith("torch ") and note.endswith("the course is tested with 0.0.1") for note in notes)
 
 
-def test_a_real_burst_measures_this_machine(tmp_path, monkeypatch):
+def test_a_real_burst_measures_this_machine_and_predicts_every_notebook(tmp_path, monkeypatch):
+    """Evaluation on 5 images costs next to nothing beside 60 training iterations, so the burst
+    always tells training time apart; "too few" has its own test below."""
     full_size = doctor.mnist_shaped
-    monkeypatch.setattr(doctor, "mnist_shaped", lambda device: full_size(device).with_eval_size(500))  # seconds
-    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=10, cifar_iterations=2)
+    monkeypatch.setattr(doctor, "mnist_shaped", lambda device: full_size(device).with_eval_size(5))
+    measured = []
+    real = course.measure_speed
+    monkeypatch.setattr(course, "measure_speed",
+                        lambda data, iterations: measured.append(real(data, iterations)) or measured[-1])
+    healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=60, cifar_iterations=2)
     assert [line.split(":")[0].strip() for line in lines if "per further arm beside it" in line] == [
         "conv2", "conv4", "conv6", "resnet20"]
+    speed = measured[-1]
+    assert speed["per_iteration"] > 0 and speed["per_round_iteration"] > 0, speed
     speed_line = next(line for line in lines if "ms per iteration" in line)
-    if float(speed_line.split()[0]) > 0:
-        notebooks = (*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS)
-        rows = [line for line in lines if line.startswith("  0") and line.strip()[:2] in notebooks]
-        assert len(rows) == len(notebooks)
-        assert all(len(re.findall(r"[\d.]+ (?:s|min|h)\b", row)) == 3 for row in rows)
-    else:  # a loaded machine can hide 10 iterations in the noise of the evaluations
-        assert any("too few to tell training from evaluation time" in line for line in lines)
+    assert speed_line.startswith(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration,")
+    assert not any("too few" in line for line in lines)
+    notebooks = (*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS)
+    rows = [line for line in lines if line.startswith("  0") and line.strip()[:2] in notebooks]
+    assert [row.split()[0] for row in rows] == list(notebooks)
+    for row, nb in zip(rows, course.LENET_NOTEBOOKS):  # predicted from this very burst
+        assert row.split()[1:] == " ".join(doctor.format_minutes(course.predict_minutes(speed, b)[nb])
+                                           for b in course.BUDGET_NAMES).split()
+    assert all(len(re.findall(r"[\d.]+ (?:s|min|h)\b", row)) == 3 for row in rows)
 
 
 def test_too_short_a_burst_predicts_nothing(tmp_path, monkeypatch):

@@ -8,10 +8,12 @@ from torch.nn.utils import prune as torch_prune
 from lthkit.masks import (
     Mask,
     check_rate,
+    count_to_prune,
     from_torch_prune,
     layer_rates,
     prune_by_magnitude,
     prune_globally,
+    prune_layer,
     prune_randomly,
     random_mask_like,
     to_torch_prune,
@@ -21,6 +23,7 @@ from lthkit.seeds import generator
 from lthkit.train import TrainConfig, train
 
 PAPER = {"fc": 0.2, "output": 0.1}
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def lenet(seed=0):
@@ -66,17 +69,24 @@ def test_ties_are_broken_so_the_count_is_exact():
     assert mask.alive("fc1.weight") == 235200 - 47040 and mask.alive("fc3.weight") == 900
 
 
-def test_global_pruning_counts_exactly_and_prefers_small_layers_weights():
+def test_global_pruning_removes_the_smallest_alive_weights_across_layers_round_after_round():
     model = lenet()
     with torch.no_grad():
         model.fc3.weight.mul_(1e-9)  # make the output layer the smallest in magnitude
-    mask = prune_globally(model, Mask.ones_like(model), 0.01)
-    assert mask.alive() == 266200 - 2662
-    assert mask.alive("fc3.weight") == 0
     params = dict(model.named_parameters())
-    pruned = torch.cat([params[n][m == 0].abs() for n, m in mask.items()])
-    alive = torch.cat([params[n][m == 1].abs() for n, m in mask.items()])
-    assert pruned.max() <= alive.min()
+    mask, alive = Mask.ones_like(model), 266200
+    for _ in range(3):
+        new = prune_globally(model, mask, 0.2)
+        alive -= count_to_prune(0.2, alive)  # a fifth of the weights still alive, not of all weights
+        assert new.alive() == alive
+        assert all(bool((new[n] <= mask[n]).all()) for n in mask)  # nothing pruned comes back
+        removed = torch.cat([params[n][(mask[n] == 1) & (new[n] == 0)].abs() for n in mask])
+        kept = torch.cat([params[n][new[n] == 1].abs() for n in mask])
+        assert removed.max() <= kept.min()
+        mask = new
+    assert alive == 136294 and mask.alive("fc3.weight") == 0
+    # one threshold for all layers: fc1's smaller Glorot weights lose more than fc2's
+    assert mask.alive("fc1.weight") / 235200 < mask.alive("fc2.weight") / 30000 < 1
 
 
 def test_random_mask_like_keeps_each_layers_count():
@@ -118,9 +128,7 @@ def test_pruned_weights_stay_zero_through_100_adam_steps(mnist_small):
 
 
 def test_adams_moments_of_pruned_weights_stay_zero(mnist_small, monkeypatch):
-    import importlib
-
-    train_module = importlib.import_module("lthkit.train")  # lthkit.train is also the function's name
+    import lthkit.train as train_module
     made = []
     real = train_module.make_optimizer
     monkeypatch.setattr(train_module, "make_optimizer", lambda params, config: made.append(real(params, config)) or made[-1])
@@ -135,11 +143,46 @@ def test_adams_moments_of_pruned_weights_stay_zero(mnist_small, monkeypatch):
             assert torch.count_nonzero(state[p]["exp_avg"][mask[name] == 1]) > 0
 
 
-def test_a_mask_applies_to_weights_on_another_device():
-    model = lenet().to("meta")
-    mask = Mask.ones_like(lenet())
+def test_apply_zeroes_exactly_the_pruned_weights_in_place():
+    model = lenet()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, PAPER))
+    assert mask.apply_(model) is model
+    for name, p in model.named_parameters():
+        expected = before[name] * mask[name] if name in mask else before[name]
+        assert torch.equal(p, expected), name
+    assert sum(torch.count_nonzero(p).item() for n, p in model.named_parameters() if n in mask) == mask.alive()
+
+
+def test_alive_weights_are_counted_exactly_past_float32s_integers():
+    big = Mask({"w": torch.ones(2**24 + 1)})  # a float32 sum of these ones stops at 2**24
+    assert big.alive() == 2**24 + 1 and type(big.alive()) is int and big.weights_remaining() == 1.0
+    pruned = prune_layer(torch.arange(2**24 + 1, dtype=torch.float32), big["w"], 0.5)
+    assert torch.count_nonzero(pruned).item() == 2**24 + 1 - count_to_prune(0.5, 2**24 + 1) == 2**23
+
+
+def test_to_torch_prune_puts_each_mask_on_its_weights_device():
+    mask = prune_by_magnitude(lenet(), Mask.ones_like(lenet()), layer_rates(lenet(), PAPER))  # on the CPU
+    model = to_torch_prune(lenet().to("meta"), mask)
+    assert [getattr(model, f"fc{i}").weight_mask.device.type for i in (1, 2, 3)] == ["meta"] * 3
+    assert model(torch.empty(2, 1, 28, 28, device="meta")).shape == (2, 10)
+
+
+@cuda
+def test_a_mask_on_the_cpu_prunes_a_model_on_the_gpu():
+    cpu_model = lenet()
+    mask = prune_by_magnitude(cpu_model, Mask.ones_like(cpu_model), layer_rates(cpu_model, PAPER))
+    model = lenet().cuda()
     mask.apply_(model)
-    assert model.fc1.weight.device.type == "meta"
+    assert model.fc1.weight.device.type == "cuda"
+    assert torch.equal(model.fc1.weight.cpu(), cpu_model.fc1.weight * mask["fc1.weight"])
+    model(torch.randn(4, 1, 28, 28, device="cuda")).sum().backward()
+    mask.mask_grads_(model)
+    assert torch.count_nonzero(model.fc1.weight.grad.cpu()[mask["fc1.weight"] == 0]) == 0
+    to_torch_prune(model, mask)
+    assert model.fc1.weight_mask.device.type == "cuda"
+    out = model(torch.randn(4, 1, 28, 28, device="cuda"))
+    assert out.device.type == "cuda" and from_torch_prune(model) == mask
 
 
 def test_pruned_weights_stay_zero_with_sgd_momentum(mnist_small):

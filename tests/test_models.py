@@ -50,3 +50,21 @@ def test_initialisation_is_gaussian_glorot_with_zero_biases():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ValueError, match=", ".join(MODELS)):
         build_model("resnet1000", (1, 28, 28))
+
+
+def test_lthkit_train_is_the_module_and_calling_it_trains(mnist_small):
+    import inspect
+    import types
+
+    import lthkit
+    import lthkit.train
+    from lthkit import train
+
+    assert isinstance(lthkit.train, types.ModuleType) and train is lthkit.train
+    assert lthkit.train.TrainConfig is lthkit.TrainConfig and lthkit.train.train.__name__ == "train"
+    assert inspect.signature(train) == inspect.signature(lthkit.train.train)
+    a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=1)
+    config = lthkit.train.TrainConfig(iterations=3, eval_every=3)
+    called = train(a, mnist_small, config, progress=False)  # the notebooks' `from lthkit import train`
+    direct = lthkit.train.train(b, mnist_small, config, progress=False)
+    assert called.result == direct.result and torch.equal(a.fc1.weight, b.fc1.weight)

@@ -1,18 +1,28 @@
 """Part 2 of the course: learning-rate schedules, augmentation, ResNet-20, the three ways to
 retrain after pruning, and instability analysis."""
 
+import copy
+
 import pytest
 import torch
 
 import lthkit.imp
+import lthkit.stability
 from lthkit.cli import build_parser, config_from_args
 from lthkit.config import ConfigError, make_config
 from lthkit.data import augment
 from lthkit.imp import run_imp
-from lthkit.masks import Mask
+from lthkit.masks import Mask, prune_globally
 from lthkit.models import build_model, prunable_layers
 from lthkit.rewind import Snapshot
-from lthkit.stability import error_along_line, errors_by_rewind_point, instability, interpolate, train_copies
+from lthkit.stability import (
+    copy_data_seeds,
+    error_along_line,
+    errors_by_rewind_point,
+    instability,
+    interpolate,
+    train_copies,
+)
 from lthkit.train import TrainConfig, evaluate, train
 
 
@@ -83,9 +93,12 @@ def test_imp_on_resnet20_keeps_batch_norm_in_the_rewind_point(mnist_small, tmp_p
     point = Snapshot.load(tmp_path / "rewind_point.pt")
     assert point.iteration == 3 and "bn.running_mean" in point.state
     assert not torch.equal(point.state["bn.running_mean"], torch.zeros(16))
-    ticket = lthkit.imp.load_ticket(tmp_path, 1).to_model()
-    for name, m in ticket_mask(tmp_path).items():
-        assert torch.count_nonzero(dict(ticket.named_parameters())[name][m == 0]) == 0
+    mask = ticket_mask(tmp_path)
+    assert lthkit.imp.load_ticket(tmp_path, 1).mask == mask
+    trained = torch.load(tmp_path / "round_01.pt", weights_only=True)["trained"]  # what round 1 trained
+    for name, m in mask.items():
+        assert torch.count_nonzero(trained[name][m == 0]) == 0, name
+        assert torch.count_nonzero(trained[name][m == 1]) == m.sum(), name
 
 
 def ticket_mask(folder):
@@ -186,6 +199,53 @@ def test_copies_on_one_data_order_coincide_and_on_two_orders_differ(mnist_small)
     apart = train_copies(model, start, mnist_small, config, data_seeds=(4, 5))
     assert not torch.equal(apart[0].fc1.weight, apart[1].fc1.weight)
     assert torch.equal(model.fc1.weight, start.state["fc1.weight"])
+
+
+def test_the_two_copies_draw_their_data_orders_from_the_runs_seed(mnist_small, monkeypatch):
+    orders = []
+    real = lthkit.stability.train
+    monkeypatch.setattr(lthkit.stability, "train", lambda model, data, config, **kw: (
+        orders.append(config.data_seed), real(model, data, config, **kw))[1])
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    start = Snapshot.of(model)
+    by_seed = {seed: train_copies(model, start, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=seed))
+               for seed in (0, 7)}
+    assert orders == [*copy_data_seeds(0), *copy_data_seeds(7)]
+    assert len(set(orders)) == 4 and not {0, 7} & set(orders)  # two orders per run, neither the run's own
+    assert not torch.equal(by_seed[0][0].fc1.weight, by_seed[7][0].fc1.weight)
+    again = train_copies(model, start, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=7))
+    assert all(torch.equal(x.fc1.weight, y.fc1.weight) for x, y in zip(again, by_seed[7]))
+
+
+def test_instability_of_a_pruned_batch_norm_network_recomputes_statistics_at_each_point(mnist_small, monkeypatch):
+    from torch.optim.swa_utils import update_bn
+
+    data = mnist_small.with_eval_size(200)
+    model = build_model("resnet20", (1, 28, 28), seed=0)
+    mask = prune_globally(model, Mask.ones_like(model), 0.5)
+    config = TrainConfig(iterations=4, eval_every=4, batch_size=32, optimizer="sgd", lr=0.05)
+    points = train(model, data, config, mask=mask, snapshot_at=2, progress=False).snapshots
+    with pytest.raises(ValueError, match="recompute_bn must be True, False or a positive number"):
+        errors_by_rewind_point(model, points, data, config, mask=mask, recompute_bn=0)
+    measured = []
+    real = lthkit.stability.evaluate
+    monkeypatch.setattr(lthkit.stability, "evaluate", lambda net, split: measured.append(
+        {k: v.detach().clone() for k, v in net.state_dict().items()}) or real(net, split))
+    lines = errors_by_rewind_point(build_model("resnet20", (1, 28, 28)), points, data, config, mask=mask,
+                                   points=3, recompute_bn=300)
+    assert sorted(lines) == [2] and len(lines[2]) == 3 and len(measured) == 3
+    a, b = train_copies(build_model("resnet20", (1, 28, 28)), points[2], data, config, mask=mask)
+    for i, state in enumerate(measured):
+        for name, m in mask.items():  # the line between two pruned networks stays pruned
+            assert torch.count_nonzero(state[name][m == 0]) == 0, name
+        interpolated = interpolate(a.state_dict(), b.state_dict(), i / 2)
+        assert torch.equal(state["conv.weight"], interpolated["conv.weight"])
+        expected = copy.deepcopy(a)  # the same memory layout as the line's networks, so the same rounding
+        expected.load_state_dict(interpolated)
+        update_bn([data.train.x[:300]], expected)
+        for stat in ("bn.running_mean", "bn.running_var", "blocks.8.bn2.running_var"):
+            assert torch.allclose(state[stat], expected.state_dict()[stat], rtol=1e-5, atol=1e-7), (i, stat)
+            assert not torch.allclose(state[stat], interpolated[stat], rtol=1e-3), (i, stat)
 
 
 def test_one_training_keeps_every_rewind_point_asked_for_bit_for_bit(mnist_small):
