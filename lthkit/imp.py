@@ -21,13 +21,17 @@ The arms of a round train side by side on the same batches (``train_together``),
 for bit as it would alone; each arm's time in ``timings.json`` is its share of the round.
 
 When a folder is given, each arm's result is written to ``results.json`` as soon as it is
-known, and each round's mask and trained weights to ``round_NN.pt``. A killed run started
-again with ``resume=True`` skips what is done and ends with the very results an
-uninterrupted run gives: every random stream is seeded from ``(seed, round, arm)``.
+known, and each round's mask and trained weights to ``round_NN.pt``; the round in training is
+checkpointed every few minutes (``checkpoint_every_s``). A killed run started again with
+``resume=True`` skips what is done, picks the round it was in up at its last checkpoint, and
+ends with the very results an uninterrupted run gives: every random stream is seeded from
+``(seed, round, arm)`` or ``(seed, iteration)``. ``lthkit.run_folder.RunFolder`` owns the files:
+each is written atomically, and a run holds the folder's lock, so a second run on it stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -42,15 +46,13 @@ from lthkit.config import ConfigError, ExperimentConfig
 from lthkit.data import Splits, dataset_info, load_dataset
 from lthkit.masks import Mask, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
 from lthkit.models import build_model, prunable_layers
-from lthkit.results import ArmResult, Results, RoundResult, write_json
+from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
+from lthkit.run_folder import EVAL_SETS, RESULTS, REWIND_POINT, RULES, TIMINGS, RunFolder  # noqa: F401
 from lthkit.seeds import derive_seed, generator
 from lthkit.train import TrainConfig, train, train_together
 
-RESULTS = "results.json"
-TIMINGS = "timings.json"
-REWIND_POINT = "rewind_point.pt"
-RULES = "rules.json"
+CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much training
 
 
 @dataclass(frozen=True)
@@ -125,25 +127,22 @@ def _checked_model(rule: str, model, mask: Mask) -> torch.nn.Module:
     return model
 
 
-def _round_file(r: int) -> str:
-    return f"round_{r:02d}.pt"
-
-
 def arms_of_round(config: ExperimentConfig, r: int) -> list[str]:
     return ["ticket"] + (list(config.controls) if r > 0 else [])
 
 
 def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bool, overwrite: bool) -> Results:
-    """Check ``out_dir`` before any work and return the results it already holds (maybe none)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output folder {out} is a file: choose another --out")
-    path = out / RESULTS
+    """Check ``out_dir`` before any work and return the results it already holds (maybe none).
+    ``run_imp`` calls it holding the folder's lock."""
+    folder = RunFolder(out_dir)
+    out = folder.path
+    folder.check_is_folder()
+    path = folder.results
     ours = json.loads(json.dumps(config.to_dict()))
     if not path.exists() or overwrite:
         # Files of a run killed before its first result are stale: they may belong to other settings.
-        for f in [path, out / TIMINGS, out / REWIND_POINT, out / RULES, *out.glob("round_*.pt")]:
-            f.unlink(missing_ok=True)
+        # Its checkpoint is kept for a resume, which uses it only if it was made with these settings.
+        folder.clear(keep_checkpoint=resume and not overwrite)
         out.mkdir(parents=True, exist_ok=True)
         return Results(ours)
     previous = Results.load(path)
@@ -180,18 +179,19 @@ def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmRes
     rewind iteration, whose weights it keeps); runs that differ in anything else (the controls,
     how later rounds retrain, the pruning rates) can share it instead of training it again.
     """
-    folder = Path(folder)
-    if not (folder / RESULTS).exists() or not (folder / _round_file(0)).exists():
+    run = RunFolder(folder)
+    folder = run.path
+    if not run.results.exists() or not run.round(0).exists():
         raise ConfigError(f"{folder} holds no finished round 0 to start from: run that IMP first, or leave dense_from out")
-    saved = Results.load(folder / RESULTS)
+    saved = Results.load(run.results)
     theirs, ours = saved.config, json.loads(json.dumps(config.to_dict()))
     keys = ROUND_0_SETTINGS + (("rewind_iteration",) if config.rewind_iteration else ())
     differ = [f"{k}: {ours[k]!r} here, {theirs.get(k)!r} there" for k in keys if theirs.get(k) != ours[k]]
     if differ:
         raise ConfigError(f"the dense network in {folder} was trained with other settings ({', '.join(differ)}): "
                           f"train round 0 here instead (leave dense_from out)")
-    trained = torch.load(folder / _round_file(0), weights_only=True)["trained"]
-    point = Snapshot.load(folder / REWIND_POINT) if config.rewind_iteration else None
+    trained = run.load_round(0)["trained"]
+    point = Snapshot.load(run.rewind_point) if config.rewind_iteration else None
     return saved.rounds[0].arms["ticket"], trained, point
 
 
@@ -209,20 +209,42 @@ def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, ru
                                          for n, m in mask.items()}, mask)
 
 
-def _check_rules(rules: Rules, out: Path | None, results: Results) -> None:
+def _check_rules(rules: Rules, folder: RunFolder | None, results: Results) -> None:
     """Refuse to resume a run made with other rules; remember the rules of this one."""
-    if out is None:
+    if folder is None:
         return
-    ours, path = rules.describe(), out / RULES
-    theirs = json.loads(path.read_text()) if path.exists() else {}
+    ours, path = rules.describe(), folder.rules
+    theirs = folder.read_json(path) or {}
     if results.rounds and theirs != ours:
         lthkits = "lthkit's own"
-        raise ConfigError(f"{out} holds rounds made with other rules ({theirs or lthkits}; now {ours or lthkits}): "
+        raise ConfigError(f"{folder.path} holds rounds made with other rules ({theirs or lthkits}; now {ours or lthkits}): "
                           f"replace them with overwrite=True, or choose another folder")
     if ours:
-        write_json(path, ours)
+        folder.write_json(path, ours)
     else:
         path.unlink(missing_ok=True)
+
+
+def _check_eval_sets(data: Splits, folder: RunFolder | None, results: Results, *, shared: bool = False) -> None:
+    """Refuse to resume (or, ``shared``, take round 0 from) a run measured on other validation and
+    test sets; remember this run's.
+
+    ``config.eval_images`` is compared with the rest of the config, but when it is unset the
+    data passed in decides how many images measure the curves, and a resume with other data
+    would mix rounds measured two ways (a run from before this record is taken as it is)."""
+    if folder is None:
+        return
+    ours = {"val_images": len(data.val), "test_images": len(data.test)}
+    theirs = folder.read_json(folder.eval_sets)
+    if (results.rounds or shared) and theirs is not None and theirs != ours:
+        raise ConfigError(
+            f"{folder.path} holds rounds measured on {theirs['val_images']} validation and {theirs['test_images']} "
+            f"test images, but the data passed in has {ours['val_images']} and {ours['test_images']}: "
+            + ("train round 0 here instead (leave dense_from out), or pass the same data" if shared else
+               "resume with the same data (or set eval_images), replace the run with overwrite=True, "
+               "or choose another folder"))
+    if theirs != ours and not shared:
+        folder.write_json(folder.eval_sets, ours)
 
 
 def run_imp(
@@ -236,6 +258,7 @@ def run_imp(
     on_arm: Callable[[int, str, ArmResult, float], None] | None = None,
     dense_from: str | Path | None = None,
     rules: Rules | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> Results:
     """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
 
@@ -244,11 +267,23 @@ def run_imp(
     folder of a run whose round 0 this run shares (``dense_round_of``): it is taken from there,
     bit for bit what training it here would give, instead of being trained again. ``rules``
     replaces lthkit's pruning, rewinding and controls by a learner's own (``Rules``).
+
+    The run holds ``out_dir``'s lock throughout: a second run on the folder stops at once with
+    ``FolderInUse`` (a ``ConfigError``). The round in training is checkpointed at an evaluation
+    once ``checkpoint_every_s`` seconds of wall time have passed (0: at every evaluation).
     """
-    out = Path(out_dir) if out_dir is not None else None
-    rules = rules or Rules()
+    folder = RunFolder(out_dir) if out_dir is not None else None
+    with folder.locked() if folder else contextlib.nullcontext():
+        return _run_imp(config, folder, data=data, resume=resume, overwrite=overwrite, progress=progress,
+                        on_arm=on_arm, dense_from=dense_from, rules=rules or Rules(),
+                        checkpoint_every_s=checkpoint_every_s)
+
+
+def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits | None, resume: bool,
+             overwrite: bool, progress: bool, on_arm, dense_from, rules: Rules, checkpoint_every_s: float) -> Results:
+    out = folder.path if folder else None
     results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
-    _check_rules(rules, out, results)
+    _check_rules(rules, folder, results)
     if data is None:
         data = load_dataset(config.dataset, device=config.device, subset=config.subset)
     data = data.with_eval_size(config.eval_images)
@@ -257,7 +292,8 @@ def run_imp(
             f"the data passed in ({data.info.name}, {len(data.train)} training images) is not what the "
             f"config asks for ({config.dataset}, {config.train_size})"
         )
-    timings = json.loads((out / TIMINGS).read_text()) if out and (out / TIMINGS).exists() else {}
+    _check_eval_sets(data, folder, results)
+    timings = (folder.read_json(folder.timings) if folder else None) or {}
     shape, classes = data.info.input_shape, data.info.num_classes
     tc = config.train_config()
     k = config.rewind_iteration
@@ -267,10 +303,10 @@ def run_imp(
 
     if k == 0:
         rewind_point = Snapshot.of(fresh(), 0)
-        if out:
-            rewind_point.save(out / REWIND_POINT)
+        if folder and not folder.rewind_point.exists():  # written once: it is the seed's initialisation
+            folder.save_snapshot(rewind_point)
     else:
-        rewind_point = Snapshot.load(out / REWIND_POINT) if out and (out / REWIND_POINT).exists() else None
+        rewind_point = Snapshot.load(folder.rewind_point) if folder and folder.rewind_point.exists() else None
 
     def record(r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
         while len(results.rounds) <= r:
@@ -280,9 +316,9 @@ def run_imp(
             ))
         results.rounds[r].arms[arm] = result
         timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
-        if out:
-            results.save(out / RESULTS)
-            write_json(out / TIMINGS, timings)
+        if folder:
+            folder.write_json(folder.results, results.to_dict())
+            folder.write_json(folder.timings, timings)
         if on_arm:
             on_arm(r, arm, result, seconds)
 
@@ -325,24 +361,32 @@ def run_imp(
             return tc
         return replace(tc, lr=tc.lr_at(tc.iterations - 1), warmup=0, milestones=())
 
+    # The checkpoint of a killed run belongs to the first round this run trains (if to any); it is
+    # used only if made with these settings (a run killed in round 0 has no results.json to compare).
+    made_with = {"config": json.loads(json.dumps(config.to_dict())), "rules": rules.describe(),
+                 "eval_sets": [len(data.val), len(data.test)]}
+    checkpointed = folder.load_checkpoint() if folder else None
+    if checkpointed is not None and checkpointed.get("made_with") != made_with:
+        checkpointed = None
     mask, trained = Mask.ones_like(fresh()), None
     for r in range(config.rounds + 1):
         if r > 0:
             mask = next_mask(config, trained, mask, rules.prune_layer)
         arms: dict[str, tuple[torch.nn.Module, Mask]] = {}
-        if done(r, "ticket") and out and (out / _round_file(r)).exists():
+        if done(r, "ticket") and folder and folder.round(r).exists():
             trained = fresh()
-            trained.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
+            trained.load_state_dict(folder.load_round(r)["trained"])
         elif r == 0 and dense_from is not None:
             result, state, point = dense_round_of(config, dense_from)
+            _check_eval_sets(data, RunFolder(dense_from), results, shared=True)
             trained = fresh()
             trained.load_state_dict(state)
             if point is not None:
                 rewind_point = point
-            if out:
+            if folder:
                 if point is not None:
-                    point.save(out / REWIND_POINT)
-                torch.save({"mask": mask.state_dict(), "trained": state}, out / _round_file(0))
+                    folder.save_snapshot(point)
+                folder.save_round(0, mask, state)
             record(0, mask, "ticket", result, 0.0)
             continue
         else:
@@ -353,22 +397,35 @@ def run_imp(
                 arms[arm] = control(arm, r, mask)
         if not arms:
             continue
+        names, before, resume_from = list(arms), 0.0, None
+        if checkpointed is not None and checkpointed["round"] == r and checkpointed["arms"] == names:
+            before, resume_from = checkpointed["seconds"], checkpointed["training"]
+        checkpointed = None
         start = time.perf_counter()
+
+        def checkpoint(state: dict, r=r, names=names, before=before, start=start) -> None:
+            folder.save_checkpoint({"made_with": made_with, "round": r, "arms": names,
+                                    "seconds": before + time.perf_counter() - start, "training": state})
+
         runs = train_together([m for m, _ in arms.values()], data, train_config(r), masks=[m for _, m in arms.values()],
                               start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
-                              progress=progress, desc=f"round {r} " + "+".join(arms))
-        seconds = (time.perf_counter() - start) / len(arms)
+                              progress=progress, desc=f"round {r} " + "+".join(arms),
+                              checkpoint=checkpoint if folder else None, checkpoint_every_s=checkpoint_every_s,
+                              resume=resume_from)
+        seconds = (before + time.perf_counter() - start) / len(arms)
         for arm, run in zip(arms, runs):
             if arm == "ticket":
                 if run.snapshot is not None:
                     rewind_point = run.snapshot
-                    if out:
-                        rewind_point.save(out / REWIND_POINT)
-                if out:
-                    torch.save({"mask": mask.state_dict(),
-                                "trained": {n: v.cpu() for n, v in trained.state_dict().items()}},
-                               out / _round_file(r))
+                    if folder:
+                        folder.save_snapshot(rewind_point)
+                if folder:
+                    folder.save_round(r, mask, trained.state_dict())
             record(r, mask, arm, run.result, seconds)
+        if folder:
+            folder.remove_checkpoint()
+    if folder:
+        folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
     return results
 
 
@@ -381,22 +438,36 @@ def print_arm(r: int, arm: str, result: ArmResult, seconds: float) -> None:
 
 def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
     """The network of round ``r`` of a saved run as training left it (pruned weights zero)."""
-    out = Path(out_dir)
-    config = json.loads((out / RESULTS).read_text())["config"]
+    folder = RunFolder(out_dir)
+    config = json.loads(folder.results.read_text())["config"]
     info = dataset_info(config["dataset"])
     model = build_model(config["model"], info.input_shape, info.num_classes)
-    model.load_state_dict(torch.load(out / _round_file(r), weights_only=True)["trained"])
+    model.load_state_dict(folder.load_round(r)["trained"])
     return model
 
 
 def load_ticket(out_dir: str | Path, r: int) -> Ticket:
-    """The ticket of round ``r`` of a saved run: that round's mask on the rewound weights."""
-    out = Path(out_dir)
-    config = json.loads((out / RESULTS).read_text())["config"]
-    info = dataset_info(config["dataset"])
-    mask = Mask.from_state_dict(torch.load(out / _round_file(r), weights_only=True)["mask"])
-    return Ticket(config["model"], info.input_shape, info.num_classes, mask, Snapshot.load(out / REWIND_POINT))
+    """The ticket of round ``r`` of a saved run: that round's mask on the weights the round
+    started training from, so that training it again trains what the run trained.
 
+    With ``retrain='rewind'`` (and in round 0) those are the rewound weights (the rewind point).
+    Learning-rate rewinding and fine-tuning start a later round from the last round's trained
+    weights, at the rewind iteration k: the ticket holds those (fine-tuning also trains at the
+    final learning rate, which a ticket does not carry).
+    """
+    folder = RunFolder(out_dir)
+    config = json.loads(folder.results.read_text())["config"]
+    info = dataset_info(config["dataset"])
+    mask = Mask.from_state_dict(folder.load_round(r)["mask"])
+    retrain = config.get("retrain", "rewind")
+    if r == 0 or retrain == "rewind":
+        start = Snapshot.load(folder.rewind_point)
+    else:
+        if not folder.round(r - 1).exists():
+            raise ConfigError(f"round {r} of {folder.path} ({retrain}) started from round {r - 1}'s trained weights, "
+                              f"but {folder.round(r - 1).name} is missing: its ticket cannot be rebuilt")
+        start = Snapshot(config.get("rewind_iteration", 0), folder.load_round(r - 1)["trained"])
+    return Ticket(config["model"], info.input_shape, info.num_classes, mask, start)
 
 
 def one_shot(config: ExperimentConfig, out_dir: str | Path, r: int, *, data: Splits,
@@ -404,14 +475,14 @@ def one_shot(config: ExperimentConfig, out_dir: str | Path, r: int, *, data: Spl
     """One-shot pruning, for comparison with IMP: prune round 0's trained dense network in a
     single step to exactly the per-layer sizes of round ``r``'s mask, rewind, and train.
     """
-    out = Path(out_dir)
-    target = Mask.from_state_dict(torch.load(out / _round_file(r), weights_only=True)["mask"])
+    folder = RunFolder(out_dir)
+    target = Mask.from_state_dict(folder.load_round(r)["mask"])
     shape, classes = data.info.input_shape, data.info.num_classes
     dense = build_model(config.model, shape, classes)
-    dense.load_state_dict(torch.load(out / _round_file(0), weights_only=True)["trained"])
+    dense.load_state_dict(folder.load_round(0)["trained"])
     rates = {n: (target.size(n) - target.alive(n)) / target.size(n) for n in target}
     mask = prune_by_magnitude(dense, Mask.ones_like(dense), rates)
-    model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(out / REWIND_POINT), mask)
+    model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(folder.rewind_point), mask)
     run = train(model, data, config.train_config(), mask=mask, start_iteration=config.rewind_iteration,
                 progress=progress, desc=f"one-shot to round {r}")
     return mask, run.result

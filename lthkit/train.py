@@ -13,12 +13,19 @@ in one loop, so picking a batch, the backward call and the optimiser call are pa
 per step, not once per arm. Each arm's arithmetic is exactly what it would be alone.
 
 A fresh optimiser is made for every call, so no optimiser state survives a rewind.
+
+Long trainings can be checkpointed (``checkpoint``, ``resume``): every few minutes of wall time,
+at an evaluation, the loop hands out everything it carries from one step to the next (each
+network's weights, the optimiser's state, the iteration, the curves and snapshots so far, the
+global random state). The batches and their augmentation are functions of (seed, iteration),
+so training resumed from that state ends bit for bit where uninterrupted training ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Collection
+from dataclasses import astuple, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -144,6 +151,16 @@ class BatchOrder:
         return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
 
 
+def _cpu_copy(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", copy=True)
+    if isinstance(x, dict):
+        return {k: _cpu_copy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cpu_copy(v) for v in x)
+    return x
+
+
 @dataclass
 class TrainRun:
     result: ArmResult
@@ -167,15 +184,20 @@ def train(
     snapshot_at: int | Collection[int] | None = None,
     progress: bool = True,
     desc: str = "train",
+    checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every_s: float = 300.0,
+    resume: dict | None = None,
 ) -> TrainRun:
     """Train ``model`` in place from ``start_iteration`` to ``config.iterations``.
 
     ``mask`` keeps pruned weights at exactly zero. ``snapshot_at`` keeps a copy of the
     weights after that many iterations (the rewind point of late rewinding), or after each of
-    several (the rewind points an instability analysis compares).
+    several (the rewind points an instability analysis compares). ``checkpoint`` and ``resume``
+    are ``train_together``'s.
     """
     return train_together([model], data, config, masks=[mask], start_iteration=start_iteration,
-                          snapshot_at=snapshot_at, progress=progress, desc=desc)[0]
+                          snapshot_at=snapshot_at, progress=progress, desc=desc, checkpoint=checkpoint,
+                          checkpoint_every_s=checkpoint_every_s, resume=resume)[0]
 
 
 def train_together(
@@ -188,12 +210,23 @@ def train_together(
     snapshot_at: int | Collection[int] | None = None,
     progress: bool = True,
     desc: str = "train",
+    checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every_s: float = 300.0,
+    resume: dict | None = None,
 ) -> list[TrainRun]:
     """Train several networks side by side on the same batches, each as ``train`` would alone.
 
     One backward call over the list of losses gives each network exactly the gradient of
     its own loss, and the optimiser updates each parameter by itself, so every network ends
     bit for bit where it would have ended trained on its own; only the overheads are shared.
+
+    ``checkpoint(state)`` is called at an evaluation once ``checkpoint_every_s`` seconds of wall
+    time have passed since training (or the last checkpoint) began (0: at every evaluation but
+    the last), with the state to save (CPU copies, ready for ``torch.save``). Checkpoints come at
+    evaluations only: there the running loss is empty, and a clock read per evaluation is all the
+    cost between checkpoints.
+    ``resume=state`` continues from such a state instead of from the models' weights: pass the
+    same models (any weights), data, config, masks, ``start_iteration`` and ``snapshot_at``.
     """
     if not 0 <= start_iteration < config.iterations:
         raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
@@ -215,6 +248,7 @@ def train_together(
         for p, m in masked:
             p.mul_(m)
     optimizer = make_optimizer([p for model in models for p in model.parameters()], config)
+    fingerprint = {"config": repr(astuple(config)), "start_iteration": start_iteration, "snapshot_at": sorted(wanted)}
     order = BatchOrder(len(data.train), config.batch_size, config.data_seed, device)
     scheduled = bool(config.warmup or config.milestones)
 
@@ -234,12 +268,51 @@ def train_together(
         for curve, train_loss, (val_loss, val_acc, _, test_acc) in zip(curves, train_losses, measured):
             curve.append(CurvePoint(iteration, train_loss, val_loss, val_acc, test_acc))
 
-    keep_if_wanted(start_iteration)
+    def state(iteration: int) -> dict:
+        """Everything the loop carries past ``iteration`` (an evaluation, so no running loss), as
+        copies on the CPU: training going on cannot change a state already handed out."""
+        return _cpu_copy({
+            **fingerprint, "iteration": iteration,
+            "models": [model.state_dict() for model in models],
+            "optimizer": optimizer.state_dict(),
+            "curves": [[astuple(p) for p in curve] for curve in curves],
+            "snapshots": [{i: s.state for i, s in kept.items()} for kept in taken],
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        })
+
+    def restore(saved: dict) -> int:
+        mismatch = [k for k in ("config", "start_iteration", "snapshot_at") if saved.get(k) != fingerprint[k]]
+        if len(saved.get("models", ())) != len(models):
+            mismatch.append("models")
+        if mismatch or not start_iteration < saved["iteration"] < config.iterations:
+            raise ValueError(f"the checkpoint to resume from belongs to other training ({', '.join(mismatch) or 'iteration'} "
+                             f"differ): resume with the models, config and start_iteration that made it")
+        with torch.no_grad():
+            for model, weights in zip(models, saved["models"]):
+                model.load_state_dict(weights)
+        optimizer.load_state_dict(saved["optimizer"])
+        for curve, points in zip(curves, saved["curves"]):
+            curve[:] = [CurvePoint(*p) for p in points]
+        for kept, snaps in zip(taken, saved["snapshots"]):
+            kept.update({i: Snapshot(i, {k: v.to(device) for k, v in st.items()}) for i, st in snaps.items()})
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"]:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        return saved["iteration"]
+
     running = torch.zeros(len(models), device=device)
     steps_since = 0
-    pending = measure()
-    bar = tqdm(total=config.iterations - start_iteration, desc=desc, disable=not progress, leave=False)
-    for it in range(start_iteration, config.iterations):
+    if resume is None:
+        first = start_iteration
+        keep_if_wanted(start_iteration)
+        pending = measure()
+    else:
+        first, pending = restore(resume), None
+    bar = tqdm(total=config.iterations - start_iteration, initial=first - start_iteration, desc=desc,
+               disable=not progress, leave=False)
+    last_checkpoint = time.monotonic()
+    for it in range(first, config.iterations):
         idx = order(it)
         x = data.train.x.index_select(0, idx)
         if config.augment:
@@ -271,5 +344,9 @@ def train_together(
             steps_since = 0
             bar.update(done - bar.n - start_iteration)
             bar.set_postfix(val_acc=" ".join(f"{m[1]:.4f}" for m in measured))
+            if (checkpoint is not None and done < config.iterations
+                    and time.monotonic() - last_checkpoint >= checkpoint_every_s):
+                checkpoint(state(done))
+                last_checkpoint = time.monotonic()
     bar.close()
     return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(curves, taken)]

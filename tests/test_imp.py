@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -226,3 +227,195 @@ def test_resuming_with_an_edited_rule_is_refused(mnist_small, tmp_path):
     again = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, resume=True,
                     rules=learners_rules())
     assert len(again.rounds) == 2
+
+
+# --- Global pruning, one-shot pruning, load_ticket of lr-rewinding and fine-tuning -----------------
+
+def test_global_pruning_prunes_layers_at_different_rates_than_layer_wise(mnist_small, tmp_path):
+    """The same total left by one threshold over all layers, not by each layer's own rate."""
+    rate = {"fc": 0.3, "output": 0.3}
+    glob = run_imp(small_config(global_pruning=True, prune_rates=rate, rounds=1, controls=()), tmp_path / "global",
+                   data=mnist_small, progress=False)
+    layer = run_imp(small_config(global_pruning=False, prune_rates=rate, rounds=1, controls=()), tmp_path / "layer",
+                    data=mnist_small, progress=False)
+    assert glob.rounds[1].weights_remaining == pytest.approx(layer.rounds[1].weights_remaining, abs=1e-5)
+    assert all(v == pytest.approx(0.7, abs=1e-3) for v in layer.rounds[1].layer_weights_remaining.values())
+    rates = glob.rounds[1].layer_weights_remaining
+    assert max(rates.values()) - min(rates.values()) > 0.05, rates
+    trained = torch.load(tmp_path / "global" / "round_00.pt", weights_only=True)["trained"]
+    mask = load_ticket(tmp_path / "global", 1).mask
+    kept = torch.cat([trained[n][m == 1].abs() for n, m in mask.items()])
+    pruned = torch.cat([trained[n][m == 0].abs() for n, m in mask.items()])
+    assert pruned.max() <= kept.min()  # one threshold for the whole network
+
+
+def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, tmp_path):
+    from lthkit.imp import one_shot
+    from lthkit.rewind import rewind_to
+    from lthkit.train import train
+
+    config = small_config(rounds=2, rewind_iteration=10, controls=())
+    run_imp(config, tmp_path, data=mnist_small, progress=False)
+    mask, result = one_shot(config, tmp_path, 2, data=mnist_small, progress=False)
+    iterative = load_ticket(tmp_path, 2).mask
+    assert all(mask.alive(n) == iterative.alive(n) for n in iterative) and mask != iterative
+    dense = torch.load(tmp_path / "round_00.pt", weights_only=True)["trained"]
+    for name, m in mask.items():  # the largest weights of the dense network, layer by layer
+        assert dense[name][m == 0].abs().max() <= dense[name][m == 1].abs().min()
+    assert result.curve[0].iteration == 10
+    ticket = rewind_to(build_model("lenet300", (1, 28, 28)), Snapshot.load(tmp_path / "rewind_point.pt"), mask)
+    assert train(ticket, mnist_small, config.train_config(), mask=mask, start_iteration=10,
+                 progress=False).result == result
+
+
+@pytest.mark.parametrize("retrain", ["lr-rewind", "finetune"])
+def test_load_ticket_of_lr_rewinding_and_fine_tuning_is_what_the_round_trained(mnist_small, tmp_path, monkeypatch,
+                                                                                 retrain):
+    import lthkit.imp
+
+    starts = []
+    real = lthkit.imp.train_together
+
+    def recording(models, data, config, **kwargs):
+        starts.append({k: v.clone() for k, v in models[0].state_dict().items()})
+        return real(models, data, config, **kwargs)
+
+    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    run_imp(small_config(rounds=2, controls=(), retrain=retrain, rewind_iteration=10), tmp_path, data=mnist_small,
+            progress=False)
+    for r in (1, 2):
+        ticket = load_ticket(tmp_path, r)
+        assert ticket.snapshot.iteration == 10
+        model = ticket.to_model().state_dict()
+        assert all(torch.equal(model[k], starts[r][k]) for k in starts[r]), r
+    (tmp_path / "round_01.pt").unlink()
+    with pytest.raises(ConfigError, match=f"round 2 of .* \\({retrain}\\) started from round 1's trained weights, "
+                                          "but round_01.pt is missing"):
+        load_ticket(tmp_path, 2)
+
+
+# --- Mid-round checkpoints: a run killed inside a round resumes there ------------------------------
+
+def kill_at_batch(monkeypatch, n):
+    """Raise Interrupted when training asks for its ``n``-th batch (counted over the whole run);
+    return the list of iterations trained, which the test may clear."""
+    from lthkit.train import BatchOrder
+
+    trained = []
+    real = BatchOrder.__call__
+
+    def order(self, i):
+        trained.append(i)
+        if len(trained) == n:
+            raise Interrupted
+        return real(self, i)
+
+    monkeypatch.setattr(BatchOrder, "__call__", order)
+    return trained
+
+
+@pytest.mark.parametrize("settings,kill_at,checkpoint", [
+    # Adam, rewinding to initialisation, killed in round 1 at iteration 25: resumes at 20
+    ({"rewind_iteration": 0}, 40 + 26, (1, 20)),
+    # SGD with a warm-up, a milestone and augmentation, late rewinding, killed in round 0 (no
+    # results.json yet) after the rewind point was taken: resumes at 30
+    ({"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "warmup": 5, "milestones": (25,), "augment": True,
+      "rewind_iteration": 10}, 36, (0, 30)),
+])
+def test_a_run_killed_mid_round_resumes_at_its_checkpoint_and_ends_bit_for_bit(mnist_small, tmp_path, monkeypatch,
+                                                                                 settings, kill_at, checkpoint):
+    config = small_config(eval_every=10, **settings)
+    whole = run_imp(config, tmp_path / "whole", data=mnist_small, progress=False)
+    trained = kill_at_batch(monkeypatch, kill_at)
+    with pytest.raises(Interrupted):
+        run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, checkpoint_every_s=0)
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert (saved["round"], saved["training"]["iteration"]) == checkpoint and trained[-1] == kill_at % 40 - 1
+    trained = kill_at_batch(monkeypatch, 10**9)
+    resumed = run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, resume=True, checkpoint_every_s=0)
+    k = settings["rewind_iteration"]
+    assert trained[0] == checkpoint[1] and len(trained) == (40 - checkpoint[1]) + (40 - k) * (2 - checkpoint[0])
+    assert resumed.to_dict() == whole.to_dict()
+    assert (tmp_path / "cut" / "results.json").read_bytes() == (tmp_path / "whole" / "results.json").read_bytes()
+    point, whole_point = (Snapshot.load(tmp_path / run / "rewind_point.pt") for run in ("cut", "whole"))
+    assert all(torch.equal(point.state[n], whole_point.state[n]) for n in point.state)
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
+
+
+def test_a_kill_during_a_checkpoint_write_resumes_from_the_previous_checkpoint(mnist_small, tmp_path, monkeypatch):
+    config = small_config(eval_every=10)
+    whole = run_imp(config, tmp_path / "whole", data=mnist_small, progress=False)
+    real_save, writes = torch.save, []
+
+    def dies_in_the_fifth_checkpoint(obj, f, *args, **kwargs):
+        if Path(str(getattr(f, "name", ""))).name.startswith(".checkpoint.pt."):
+            writes.append(obj["training"]["iteration"])
+            if len(writes) == 5:  # round 0 wrote 10, 20, 30; round 1 wrote 10 and dies writing 20
+                real_save(obj, f, *args, **kwargs)
+                f.truncate(f.tell() // 3)
+                raise Interrupted
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dies_in_the_fifth_checkpoint)
+    with pytest.raises(Interrupted):
+        run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, checkpoint_every_s=0)
+    monkeypatch.undo()
+    assert writes == [10, 20, 30, 10, 20]
+    assert not list((tmp_path / "cut").glob(".*.tmp"))
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert (saved["round"], saved["training"]["iteration"]) == (1, 10)
+    trained = kill_at_batch(monkeypatch, 10**9)
+    resumed = run_imp(config, tmp_path / "cut", data=mnist_small, progress=False, resume=True)
+    assert trained[0] == 10 and resumed.to_dict() == whole.to_dict()
+    assert (tmp_path / "cut" / "results.json").read_bytes() == (tmp_path / "whole" / "results.json").read_bytes()
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(mnist_small, tmp_path, monkeypatch):
+    kill_at_batch(monkeypatch, 25)
+    with pytest.raises(Interrupted):  # killed in round 0: no results.json records these settings
+        run_imp(small_config(rounds=0, eval_every=10), tmp_path, data=mnist_small, progress=False,
+                checkpoint_every_s=0)
+    monkeypatch.undo()
+    other = small_config(rounds=0, eval_every=10, seed=1)
+    trained = kill_at_batch(monkeypatch, 10**9)
+    resumed = run_imp(other, tmp_path, data=mnist_small, progress=False, resume=True)
+    assert trained[0] == 0
+    assert resumed.to_dict() == run_imp(other, tmp_path / "clean", data=mnist_small, progress=False).to_dict()
+
+
+def test_the_rewind_point_of_k0_is_written_once(mnist_small, tmp_path, monkeypatch):
+    from lthkit.run_folder import RunFolder
+
+    def stop(r, arm, *_):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, on_arm=stop)
+    written = (tmp_path / "rewind_point.pt").read_bytes()
+
+    def refuse(self, snapshot):
+        raise AssertionError("the rewind point of k=0 was written again")
+
+    monkeypatch.setattr(RunFolder, "save_snapshot", refuse)
+    run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, resume=True)
+    assert (tmp_path / "rewind_point.pt").read_bytes() == written
+
+
+def test_a_resume_with_other_evaluation_sets_is_refused(mnist_small, tmp_path):
+    """``eval_images`` is part of the config; when it is unset, the data passed in decides."""
+    def stop(r, arm, *_):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, on_arm=stop)
+    with pytest.raises(ConfigError, match="different configuration.*eval_images: 500 now, None there"):
+        run_imp(small_config(rounds=1, eval_images=500), tmp_path, data=mnist_small, progress=False, resume=True)
+    with pytest.raises(ConfigError, match="measured on 1000 validation and 1000 test images, but the data passed in "
+                                          "has 500 and 500: resume with the same data"):
+        run_imp(small_config(rounds=1), tmp_path, data=mnist_small.with_eval_size(500), progress=False, resume=True)
+    resumed = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False, resume=True)
+    assert len(resumed.rounds) == 2
+    with pytest.raises(ConfigError, match="measured on 1000 validation and 1000 test images, but the data passed in "
+                                          "has 500 and 500: train round 0 here instead"):
+        run_imp(small_config(rounds=1), tmp_path / "shares", data=mnist_small.with_eval_size(500), progress=False,
+                dense_from=tmp_path)

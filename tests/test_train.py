@@ -102,3 +102,68 @@ def test_training_together_is_bit_for_bit_training_alone(mnist_small):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(ValueError, match="2 models but 1 masks"):
         train_together(together, mnist_small, config, masks=[None])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_training_resumed_from_a_checkpoint_ends_bit_for_bit_where_uninterrupted_training_ends(mnist_small,
+                                                                                                monkeypatch):
+    """SGD with a warm-up, a milestone and augmentation, two networks (one pruned), a snapshot
+    before the checkpoint: killed after its second checkpoint, resumed from what was saved."""
+    import io
+
+    from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+
+    def arms():
+        a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=2)
+        return [a, b], [prune_by_magnitude(a, Mask.ones_like(a), layer_rates(a, {"fc": 0.6, "output": 0.3})), None]
+
+    config = TrainConfig(iterations=70, eval_every=10, data_seed=5, optimizer="sgd", lr=0.05, momentum=0.9,
+                         warmup=8, milestones=(45,), augment=True)
+    whole_models, masks = arms()
+    whole = train_together(whole_models, mnist_small, config, masks=masks, start_iteration=5, snapshot_at=15,
+                           progress=False)
+
+    trained, saved = [], []
+    real_order = BatchOrder.__call__
+    monkeypatch.setattr(BatchOrder, "__call__", lambda self, i: (trained.append(i), real_order(self, i))[1])
+
+    def save_then_die_at_the_second(state):
+        buffer = io.BytesIO()  # through torch.save and back, as a checkpoint file goes
+        torch.save(state, buffer)
+        saved.append(buffer.getvalue())
+        if len(saved) == 2:
+            raise Killed
+
+    models, masks = arms()
+    with pytest.raises(Killed):
+        train_together(models, mnist_small, config, masks=masks, start_iteration=5, snapshot_at=15, progress=False,
+                       checkpoint=save_then_die_at_the_second, checkpoint_every_s=0)
+    state = torch.load(io.BytesIO(saved[-1]), weights_only=True)
+    assert state["iteration"] == 20 and trained[-1] == 19
+    trained.clear()
+    models, masks = arms()  # fresh weights: everything comes from the checkpoint
+    resumed = train_together(models, mnist_small, config, masks=masks, start_iteration=5, snapshot_at=15,
+                             progress=False, resume=state)
+    assert trained == list(range(20, 70))  # restarted at the checkpoint's iteration, not at 5
+    for a, b in zip(whole, resumed):
+        assert a.result == b.result
+        assert all(torch.equal(a.snapshot.state[n], b.snapshot.state[n]) for n in a.snapshot.state)
+    for a, b in zip(whole_models, models):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="belongs to other training \\(config differ"):
+        train_together(arms()[0], mnist_small, TrainConfig(iterations=70, eval_every=10), masks=arms()[1],
+                       start_iteration=5, snapshot_at=15, progress=False, resume=state)
+
+
+def test_checkpoints_wait_for_their_wall_time(mnist_small):
+    states = []
+    config = TrainConfig(iterations=40, eval_every=10)
+    train(build_model("lenet300", (1, 28, 28)), mnist_small, config, progress=False, checkpoint=states.append,
+          checkpoint_every_s=3600)
+    assert states == []
+    train(build_model("lenet300", (1, 28, 28)), mnist_small, config, progress=False, checkpoint=states.append,
+          checkpoint_every_s=0)
+    assert [s["iteration"] for s in states] == [10, 20, 30]  # none at the end: the caller saves the result
