@@ -2,6 +2,11 @@
 #   make lab    set everything up and open the learner's copy of the course (student/) in JupyterLab
 #   make test   set everything up and run every test
 # Teachers: make lab-teacher opens notebooks/ itself, with the solutions and the committed outputs.
+# Classrooms (README, "Start" and "Offline classrooms"), all optional:
+#   make lab TORCH=cpu              PyTorch's CPU build, same pinned versions, from PyTorch's CPU index
+#   make wheelhouse [TORCH=cpu] [WHEELHOUSE=dir]   every wheel the course needs in one folder
+#                                   (default build/wheelhouse), for this platform and this Python
+#   make lab WHEELHOUSE=dir         install from that folder alone (pip --no-index): no network
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,14 +14,50 @@ STAMP := $(VENV)/.lthkit-installed
 NOTEBOOKS := $(wildcard notebooks/[0-9]*.ipynb)
 NBTEST := build/nbtest
 
-.PHONY: install lab lab-teacher test notebooks bench student site
+.PHONY: install lab lab-teacher test notebooks bench student site wheelhouse
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+ifneq ($(WHEELHOUSE),)
+	$(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e ".[course,test]"
+else ifeq ($(TORCH),cpu)
+	$(BIN)/python -m pip install --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH_CPU_PINS)
+	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test]" $(TORCH_CPU_PINS)
+else
 	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test]"
+endif
 	touch $(STAMP)
+
+# TORCH=cpu: torch and torchvision at constraints.txt's versions with PyTorch's "+cpu" local label,
+# taken (without their dependencies) from PyTorch's CPU index alone; everything else comes from
+# PyPI as usual. No CUDA libraries (nvidia-*, triton) are installed.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_CPU_PINS = $(shell sed -n -E 's/^(torch|torchvision)==([^[:space:]+]+)[[:space:]]*$$/\1==\2+cpu/p' constraints.txt)
+
+# Every wheel that `make install` needs, in one folder, to install laptops without a network:
+# the dependencies at their pinned versions (pip wheel builds any that PyPI has only as source)
+# and the build requirement of the editable lthkit itself (pyproject.toml's [build-system]).
+# Built for the platform and Python of this machine: build it on one like the laptops.
+# Use an empty folder for each kind (TORCH=cpu or not); a rerun refills the same folder.
+WHEELHOUSE_DIR = $(or $(WHEELHOUSE),build/wheelhouse)
+WHEELHOUSE_PIP = build/wheelhouse-pip/bin/python -m pip
+BUILD_REQUIRES := setuptools>=68
+
+wheelhouse:
+	test -x build/wheelhouse-pip/bin/python || $(PYTHON) -m venv build/wheelhouse-pip
+	mkdir -p $(WHEELHOUSE_DIR)
+ifeq ($(TORCH),cpu)
+	$(WHEELHOUSE_PIP) download --no-deps --index-url $(TORCH_CPU_INDEX) -d $(WHEELHOUSE_DIR)/.torch-cpu $(TORCH_CPU_PINS)
+	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) --find-links $(WHEELHOUSE_DIR)/.torch-cpu -c constraints.txt ".[course,test]" $(TORCH_CPU_PINS)
+	rm -rf $(WHEELHOUSE_DIR)/.torch-cpu
+else
+	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) -c constraints.txt ".[course,test]"
+endif
+	$(WHEELHOUSE_PIP) download -d $(WHEELHOUSE_DIR) "$(BUILD_REQUIRES)"
+	rm -f $(WHEELHOUSE_DIR)/lthkit-*.whl
+	@echo "$(WHEELHOUSE_DIR): $$(ls $(WHEELHOUSE_DIR) | wc -l) files, $$(du -sh $(WHEELHOUSE_DIR) | cut -f1). On each laptop: make lab WHEELHOUSE=<that folder>"
 
 # The learner's copy: student/ (git-ignored, outside build/, which is disposable). Only notebooks
 # missing there are written, never one already there: a learner's work is never overwritten.
