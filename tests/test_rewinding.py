@@ -212,6 +212,7 @@ def test_the_two_copies_draw_their_data_orders_from_the_runs_seed(mnist_small, m
                for seed in (0, 7)}
     assert orders == [*copy_data_seeds(0), *copy_data_seeds(7)]
     assert len(set(orders)) == 4 and not {0, 7} & set(orders)  # two orders per run, neither the run's own
+    assert copy_data_seeds(0) == (1, 2)  # the pair notebook 06's committed outputs were made with
     assert not torch.equal(by_seed[0][0].fc1.weight, by_seed[7][0].fc1.weight)
     again = train_copies(model, start, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=7))
     assert all(torch.equal(x.fc1.weight, y.fc1.weight) for x, y in zip(again, by_seed[7]))
