@@ -63,12 +63,21 @@ def test_bad_training_settings_are_refused():
         train(build_model("lenet300", (1, 28, 28)), None, TrainConfig(iterations=10), start_iteration=10)
 
 
-def test_device_choice():
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_picks_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+
+
+def test_a_device_that_is_not_there_is_refused_with_what_to_use(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        assert resolve_device("auto").type in ("cpu", "mps")
-        with pytest.raises(ValueError, match="no such CUDA GPU"):
-            resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no such CUDA GPU is available: use auto or cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        resolve_device("mps")
 
 
 def test_arm_result_round_trips_through_json():
