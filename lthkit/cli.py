@@ -17,8 +17,9 @@ from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
 from lthkit.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
-from lthkit.imp import print_arm, run_imp
+from lthkit.imp import run_imp
 from lthkit.models import MODELS
+from lthkit.results import print_arm
 
 
 def _milestones(text: str) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lthkit.imp import print_arm  # noqa: F401  (the notebooks' progress log)
+from lthkit.results import print_arm
 
 BUDGET_NAMES = ("test", "classroom", "paper")
 

@@ -429,13 +429,6 @@ def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits
     return results
 
 
-def print_arm(r: int, arm: str, result: ArmResult, seconds: float) -> None:
-    """One line per trained network: an ``on_arm`` progress log for the CLI and the notebooks."""
-    name = "dense" if r == 0 else arm
-    print(f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
-          f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
-
-
 def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
     """The network of round ``r`` of a saved run as training left it (pruned weights zero)."""
     folder = RunFolder(out_dir)

@@ -112,6 +112,13 @@ class Results:
         return "\n".join(lines)
 
 
+def print_arm(r: int, arm: str, result: ArmResult, seconds: float) -> None:
+    """One line per trained network: an ``on_arm`` progress log for the CLI and the notebooks."""
+    name = "dense" if r == 0 else arm
+    print(f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
+          f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
+
+
 def write_json(path: str | Path, data: object) -> None:
     """Write JSON atomically, so that a run killed mid-write never leaves half a file."""
     path = Path(path)
