@@ -167,8 +167,12 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
     return previous
 
 
-ROUND_0_SETTINGS = ("dataset", "model", "iterations", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                    "warmup", "milestones", "augment", "seed", "subset", "eval_every", "eval_images", "device")
+# What only the rounds after the dense one use; every other setting shapes round 0, so a setting
+# added to ExperimentConfig is counted as shaping it unless it is named here. ``epochs`` is
+# ``iterations`` restated, and ``rewind_iteration`` matters to round 0 only when it is not 0.
+AFTER_ROUND_0 = ("rounds", "prune_rates", "global_pruning", "retrain", "controls")
+ROUND_0_SETTINGS = tuple(f.name for f in fields(ExperimentConfig)
+                         if f.name not in AFTER_ROUND_0 + ("epochs", "rewind_iteration"))
 
 
 def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmResult, dict, Snapshot | None]:

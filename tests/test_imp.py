@@ -419,3 +419,16 @@ def test_a_resume_with_other_evaluation_sets_is_refused(mnist_small, tmp_path):
                                           "has 500 and 500: train round 0 here instead"):
         run_imp(small_config(rounds=1), tmp_path / "shares", data=mnist_small.with_eval_size(500), progress=False,
                 dense_from=tmp_path)
+
+
+def test_every_setting_shapes_round_0_unless_named_as_a_later_rounds_one():
+    from dataclasses import fields
+
+    from lthkit.config import ExperimentConfig
+    from lthkit.imp import AFTER_ROUND_0, ROUND_0_SETTINGS
+
+    names = {f.name for f in fields(ExperimentConfig)}
+    assert set(ROUND_0_SETTINGS) == names - set(AFTER_ROUND_0) - {"epochs", "rewind_iteration"}
+    assert {"dataset", "model", "iterations", "lr", "seed", "subset", "eval_images", "device", "augment"} <= set(
+        ROUND_0_SETTINGS)
+    assert not {"controls", "retrain", "prune_rates"} & set(ROUND_0_SETTINGS)
