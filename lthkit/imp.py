@@ -48,7 +48,7 @@ from lthkit.masks import Mask, prune_by_magnitude, prune_globally, prune_layer, 
 from lthkit.models import build_model, prunable_layers
 from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
-from lthkit.run_folder import EVAL_SETS, RESULTS, REWIND_POINT, RULES, TIMINGS, RunFolder  # noqa: F401
+from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
 from lthkit.train import TrainConfig, train, train_together
 

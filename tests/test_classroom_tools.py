@@ -216,7 +216,7 @@ def test_an_unmatched_solution_marker_stops_the_script_naming_notebook_and_cell(
     path = tmp_path / "notebooks" / "07_broken.ipynb"
     path.parent.mkdir()
     nbformat.write(notebook(nbformat.v4.new_code_cell("x = 0"), nbformat.v4.new_code_cell(source)), path)
-    with pytest.raises(tools.SolutionMarkerError, match=re.escape(f"07_broken.ipynb, cell 2") + ".*" + re.escape(where)):
+    with pytest.raises(tools.SolutionMarkerError, match=re.escape("07_broken.ipynb, cell 2") + ".*" + re.escape(where)):
         tools.write_student_copies(tmp_path / "out", [path])
     assert not (tmp_path / "out" / path.name).exists()
 

@@ -21,7 +21,7 @@ def test_rounds_arms_and_weights_remaining(mnist_small, tmp_path):
     assert [r.round for r in results.rounds] == [0, 1, 2]
     assert list(results.rounds[0].arms) == ["ticket"]
     assert all(list(r.arms) == ["ticket", "reinit", "random"] for r in results.rounds[1:])
-    fc1, fc3 = 235200, 1000
+    fc1 = 235200
     assert results.rounds[1].layer_weights_remaining == {
         "fc1.weight": 0.5, "fc2.weight": 0.5, "fc3.weight": 0.7}
     alive = (fc1 // 4) + 30000 // 4 + 490
