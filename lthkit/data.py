@@ -52,6 +52,13 @@ class Splits:
     def device(self) -> torch.device:
         return self.train.x.device
 
+    def to(self, device: str | torch.device) -> "Splits":
+        """The same splits on ``device`` (itself when they are there already)."""
+        if torch.device(device) == self.device:
+            return self
+        move = lambda split: Split(split.x.to(device), split.y.to(device))  # noqa: E731
+        return Splits(self.info, move(self.train), move(self.val), move(self.test))
+
     def with_eval_size(self, n: int | None) -> "Splits":
         """The same training set, validated and tested on the first ``n`` images of each (a small
         budget's cheaper, noisier measurement); ``None`` keeps them whole."""

@@ -290,7 +290,7 @@ def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits
     _check_rules(rules, folder, results)
     if data is None:
         data = load_dataset(config.dataset, device=config.device, subset=config.subset)
-    data = data.with_eval_size(config.eval_images)
+    data = data.to(config.device).with_eval_size(config.eval_images)
     if data.info.name != config.dataset or len(data.train) != config.train_size:
         raise ConfigError(
             f"the data passed in ({data.info.name}, {len(data.train)} training images) is not what the "

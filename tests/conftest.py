@@ -31,6 +31,20 @@ def copy_shared_datasets() -> None:
 
 copy_shared_datasets()
 
+if torch.cuda.is_available():  # cuBLAS reads it once, at its first use: before any test runs on the GPU
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@pytest.fixture
+def determinism_restored(monkeypatch):
+    """Deterministic mode as it was before the test, whatever the test turns on."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
+
 
 def _load(name: str, **kwargs) -> lthdata.Splits:
     try:

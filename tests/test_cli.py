@@ -95,16 +95,6 @@ def test_help_documents_every_option():
     assert "cuBLAS'sdeterministicworkspace(CUBLAS_WORKSPACE_CONFIG=:4096:8)" in help_text
 
 
-@pytest.fixture
-def determinism_restored(monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-              torch.backends.cudnn.deterministic)
-    yield
-    torch.use_deterministic_algorithms(before[0])
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:]
-
-
 @pytest.mark.parametrize("flag", [True, False])
 def test_deterministic_flag_sets_deterministic_mode_before_the_run(flag, tmp_path, monkeypatch, capsys,
                                                                    determinism_restored):

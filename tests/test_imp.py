@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lthkit.config import ConfigError, make_config
+from lthkit.determinism import use_deterministic
 from lthkit.imp import load_ticket, run_imp
 from lthkit.models import build_model
 from lthkit.rewind import Snapshot
@@ -314,6 +315,10 @@ def kill_at_batch(monkeypatch, n):
     return trained
 
 
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("settings,kill_at,checkpoint", [
     # Adam, rewinding to initialisation, killed in round 1 at iteration 25: resumes at 20
     ({"rewind_iteration": 0}, 40 + 26, (1, 20)),
@@ -323,8 +328,12 @@ def kill_at_batch(monkeypatch, n):
       "rewind_iteration": 10}, 36, (0, 30)),
 ])
 def test_a_run_killed_mid_round_resumes_at_its_checkpoint_and_ends_bit_for_bit(mnist_small, tmp_path, monkeypatch,
-                                                                                 settings, kill_at, checkpoint):
-    config = small_config(eval_every=10, **settings)
+                                                                                 settings, kill_at, checkpoint, device,
+                                                                                 determinism_restored):
+    """On a GPU in deterministic mode (cuBLAS's workspace setting, deterministic algorithms) too."""
+    if device == "cuda":
+        use_deterministic()
+    config = small_config(eval_every=10, device=device, **settings)
     whole = run_imp(config, tmp_path / "whole", data=mnist_small, progress=False)
     trained = kill_at_batch(monkeypatch, kill_at)
     with pytest.raises(Interrupted):

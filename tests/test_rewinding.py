@@ -11,6 +11,7 @@ import lthkit.stability
 from lthkit.cli import build_parser, config_from_args
 from lthkit.config import ConfigError, make_config
 from lthkit.data import augment
+from lthkit.determinism import use_deterministic
 from lthkit.imp import run_imp
 from lthkit.masks import Mask, prune_globally
 from lthkit.models import build_model, prunable_layers
@@ -247,6 +248,21 @@ def test_instability_of_a_pruned_batch_norm_network_recomputes_statistics_at_eac
         for stat in ("bn.running_mean", "bn.running_var", "blocks.8.bn2.running_var"):
             assert torch.allclose(state[stat], expected.state_dict()[stat], rtol=1e-5, atol=1e-7), (i, stat)
             assert not torch.allclose(state[stat], interpolated[stat], rtol=1e-3), (i, stat)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_instability_analysis_on_a_gpu_is_the_same_twice_in_deterministic_mode(mnist_small, determinism_restored):
+    """A pruned ResNet-20 (cuDNN convolutions, batch norm) on CUDA, statistics recomputed at each point."""
+    use_deterministic()
+    data = mnist_small.with_eval_size(200).to("cuda")
+    model = build_model("resnet20", (1, 28, 28), seed=0).cuda()
+    mask = prune_globally(model, Mask.ones_like(model), 0.5).to("cuda")
+    config = TrainConfig(iterations=6, eval_every=6, batch_size=32, optimizer="sgd", lr=0.05)
+    points = train(model, data, config, mask=mask, snapshot_at=(0, 3), progress=False).snapshots
+    lines = [errors_by_rewind_point(build_model("resnet20", (1, 28, 28)), points, data, config, mask=mask,
+                                    points=3, recompute_bn=300) for _ in range(2)]
+    assert lines[0] == lines[1] and sorted(lines[0]) == [0, 3]
+    assert all(0 <= e <= 1 for errors in lines[0].values() for e in errors)
 
 
 def test_one_training_keeps_every_rewind_point_asked_for_bit_for_bit(mnist_small):
