@@ -1,8 +1,9 @@
 """The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net,
 ``lthkit data download|verify`` prepares the datasets, ``lthkit doctor`` checks a machine.
 
-Every option maps onto one field of ``ExperimentConfig``; options left out take the
-paper's value for the chosen model, and the run prints each setting that differs.
+Every option of ``imp`` and ``train`` but the run's own (``--out``, ``--resume``...) is made from
+one field of ``ExperimentConfig`` or its ``TrainConfig`` (``lthkit.settings``); options left out
+take the paper's value for the chosen model, and the run prints each setting that differs.
 """
 
 from __future__ import annotations
@@ -12,49 +13,53 @@ import sys
 from pathlib import Path
 
 from lthkit.catalogue import DATASETS
-from lthkit.config import CONTROLS, ConfigError, ExperimentConfig, make_config, parse_prune_rates
+from lthkit.config import ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
 from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
 from lthkit.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp
-from lthkit.models import MODELS
 from lthkit.results import print_arm
 
 
-def _milestones(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"cannot read milestones {text!r}: give iterations such as 32000,48000")
+def _typed(parse):
+    """An option's parser whose errors argparse prints as they are (it hides a ValueError's)."""
+    def read(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    read.__name__ = parse.__name__
+    return read
 
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=list(DATASETS),
-                   help="dataset (default: the paper's for the model: mnist for lenet300, cifar10 for conv2/4/6)")
-    p.add_argument("--model", default="lenet300", choices=list(MODELS), help="network (default: lenet300)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, help="passes over the training set per training run")
-    length.add_argument("--iterations", type=int,
-                        help="training iterations per run (default: the paper's, 50000 for lenet300)")
-    p.add_argument("--batch-size", type=int, help="batch size (default: the paper's, 60)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the paper's for the model)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], help="optimiser (default: the paper's, adam)")
-    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default: the paper's, 0 for the Adam nets)")
-    p.add_argument("--warmup", type=int, help="iterations of linear learning-rate warm-up (default: the paper's, 0)")
-    p.add_argument("--milestones", type=_milestones,
-                   help="iterations at which the learning rate drops 10x, such as 32000,48000 (default: the "
-                        "paper's, scaled to --iterations)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                   help="random crops and flips of training images (default: the paper's, on for resnet20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and controls (default: 0)")
-    p.add_argument("--subset", type=int,
-                   help="train on a seeded class-balanced sample of this many images (default: all)")
-    p.add_argument("--eval-every", type=int, default=100,
-                   help="iterations between evaluations on validation and test sets (default: 100)")
-    p.add_argument("--eval-images", type=int,
-                   help="measure on the first N validation and N test images (default: all; fewer is faster, noisier)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+TYPES = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str}
+
+
+def _add_setting_options(p: argparse.ArgumentParser, command: str) -> None:
+    """One option per field of ``ExperimentConfig`` and ``TrainConfig`` that carries one
+    (``lthkit.settings.Option``); ``lthkit train`` leaves out what only IMP's later rounds use."""
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for f in setting_fields():
+        opt = f.metadata.get("option")
+        if opt is None or (opt.imp_only and command != "imp"):
+            continue
+        if opt.group and opt.group not in groups:
+            groups[opt.group] = p.add_mutually_exclusive_group()
+        target = groups[opt.group] if opt.group else p
+        details: dict = {"help": opt.help, "dest": f.name}
+        if f.type in ("bool", "bool | None"):
+            details["action"] = argparse.BooleanOptionalAction
+        else:
+            details["type"] = _typed(opt.parse) if opt.parse else TYPES[f.type]
+            details["metavar"] = (opt.flag or f.name).lstrip("-").replace("-", "_").upper()
+            if opt.choices:
+                details["choices"] = list(opt.choices)
+        target.add_argument(opt.flag or "--" + f.name.replace("_", "-"), **details)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """How a run is carried out, not what it is: not settings, not recorded."""
     p.add_argument("--deterministic", action="store_true",
                    help="the same numbers bit for bit on a CUDA GPU too: deterministic algorithms only and "
                         "cuBLAS's deterministic workspace (CUBLAS_WORKSPACE_CONFIG=:4096:8); slower on a GPU, "
@@ -72,30 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("imp", help="iterative magnitude pruning with rewinding and controls",
                          description="Iterative magnitude pruning: train, prune, rewind, repeat. Writes "
                                      "OUT/results.json and a checkpoint per round.")
-    _add_training_options(imp)
-    imp.add_argument("--rounds", type=int, default=15, help="pruning rounds after the dense round 0 (default: 15)")
-    imp.add_argument("--controls", default=",".join(CONTROLS),
-                     help="comma-separated controls to train each round: reinit, random, or '' (default: reinit,random)")
-    imp.add_argument("--prune-rate",
-                     help="fraction of surviving weights removed per round: one rate (0.2) or per kind "
-                          "(conv=0.15,fc=0.2,output=0.1); default: the paper's for the model")
-    imp.add_argument("--global", dest="global_pruning", action=argparse.BooleanOptionalAction,
-                     help="prune by magnitude across all layers at once instead of layer by layer "
-                          "(default: the paper's, layer by layer except for resnet20)")
-    imp.add_argument("--rewind-iteration", type=int, default=0,
-                     help="rewind survivors to their weights after this many iterations (default: 0, initialisation)")
+    _add_setting_options(imp, "imp")
+    _add_run_options(imp)
     imp.add_argument("--dense-from", type=Path,
                      help="folder of an earlier run whose dense round 0 was trained with the same settings: take it "
                           "from there instead of training it again (bit for bit the same)")
-    imp.add_argument("--retrain", default="rewind", choices=["rewind", "lr-rewind", "finetune"],
-                     help="what each round retrains from: rewind (weights and schedule to --rewind-iteration, the "
-                          "lottery ticket), lr-rewind (trained weights, schedule from --rewind-iteration) or "
-                          "finetune (trained weights at the final learning rate); default: rewind")
 
     train = sub.add_parser("train", help="train one dense network",
                            description="Train one dense network exactly as IMP's round 0 does (the same as "
                                        "'lthkit imp --rounds 0 --controls \'\''). Writes OUT/results.json.")
-    _add_training_options(train)
+    _add_setting_options(train, "train")
+    _add_run_options(train)
 
     data = sub.add_parser("data", help="download or verify the course's datasets",
                           description="Fetch every dataset the course uses, each file checked against its "
@@ -166,19 +158,10 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    settings = dict(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, iterations=args.iterations,
-        batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, seed=args.seed, subset=args.subset,
-        eval_every=args.eval_every, eval_images=args.eval_images, device=args.device, weight_decay=args.weight_decay, warmup=args.warmup,
-        milestones=args.milestones, augment=args.augment,
-    )
-    if args.command == "imp":
-        settings.update(
-            rounds=args.rounds, controls=args.controls, rewind_iteration=args.rewind_iteration,
-            global_pruning=args.global_pruning, retrain=args.retrain,
-            prune_rates=parse_prune_rates(args.prune_rate) if args.prune_rate else None,
-        )
-    else:
+    """The options given (None: left out, the paper's value) as one checked configuration;
+    ``lthkit train`` is IMP's round 0 alone."""
+    settings = {name: getattr(args, name) for name in setting_names() if hasattr(args, name)}
+    if args.command != "imp":
         settings.update(rounds=0, controls=())
     return make_config(**settings)
 

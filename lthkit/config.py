@@ -1,112 +1,32 @@
-"""One configuration object for a run, checked before any work starts.
+"""One configuration object for a run, checked once, before any work starts.
 
-The command line and the notebooks both build an ``ExperimentConfig``; the IMP loop reads
-it and nothing reaches back. Every knob left unset takes the paper's value for the chosen
-model (``lthkit.models.MODELS``), and ``departures_from_paper`` lists each one that differs,
-so a shorter classroom run never silently passes for the paper's setup.
+The command line and the notebooks both build an ``ExperimentConfig`` (``make_config``); the
+IMP loop reads it and nothing reaches back. It holds what one network's training needs as a
+``TrainConfig`` (``config.training``), beside what IMP adds: rounds, pruning, rewinding, controls.
+Every knob left unset takes the paper's value for the chosen model (``lthkit.models.MODELS``,
+named by these fields), and ``departures_from_paper`` lists each one that differs, so a shorter
+classroom run never silently passes for the paper's setup.
+
+``results.json`` records a configuration as one flat dict of settings (``to_dict``; the
+training settings beside the others, the data order's seed being the run's seed), the form
+runs have always recorded, so older runs still resume and compare.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 
 from lthkit.catalogue import DATASETS, dataset_info
 from lthkit.data import iterations_per_epoch
 from lthkit.masks import check_rate
 from lthkit.models import MODELS, model_spec
-from lthkit.train import OPTIMIZERS, TrainConfig, resolve_device
+from lthkit.settings import ConfigError, choice, flag, number, option, whole
+from lthkit.train import TrainConfig, resolve_device
 
 CONTROLS = ("reinit", "random")
 RETRAIN = ("rewind", "lr-rewind", "finetune")
 KINDS = ("conv", "fc", "output")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says what to give instead."""
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Every setting of one run. Build it with ``make_config``, which fills and checks each field;
-    ``to_dict`` is what ``results.json`` records and what ``--resume`` compares."""
-
-    dataset: str = "mnist"
-    model: str = "lenet300"
-    rounds: int = 15
-    iterations: int = 0
-    epochs: float | None = None
-    batch_size: int = 0
-    lr: float = 0.0
-    optimizer: str = ""
-    prune_rates: dict[str, float] = field(default_factory=dict)
-    global_pruning: bool | None = None
-    rewind_iteration: int = 0
-    retrain: str = "rewind"
-    momentum: float | None = None
-    weight_decay: float | None = None
-    warmup: int | None = None
-    milestones: tuple[int, ...] | None = None
-    augment: bool | None = None
-    controls: tuple[str, ...] = CONTROLS
-    seed: int = 0
-    subset: int | None = None
-    eval_every: int = 100
-    eval_images: int | None = None  # validation and test images measured; None: all of them
-    device: str = "cpu"  # resolved: "auto" becomes the device actually used
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["controls"] = list(self.controls)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExperimentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown settings {sorted(unknown)}: known ones are {sorted(known)}")
-        return make_config(**d)
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            iterations=self.iterations, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            momentum=self.momentum, weight_decay=self.weight_decay, eval_every=self.eval_every,
-            data_seed=self.seed, warmup=self.warmup, milestones=self.milestones, augment=self.augment,
-        )
-
-    @property
-    def train_size(self) -> int:
-        return self.subset if self.subset is not None else dataset_info(self.dataset).train_size
-
-    def departures_from_paper(self) -> dict[str, tuple[object, object]]:
-        """Each setting that differs from Frankle & Carbin's for this model: name -> (ours, paper's)."""
-        paper = model_spec(self.model).paper
-        theirs = {
-            "dataset": paper.dataset, "optimizer": paper.optimizer, "lr": paper.lr, "batch_size": paper.batch_size,
-            "iterations": paper.iterations, "prune_rates": paper.prune_rates,
-            "global_pruning": paper.global_pruning, "weight_decay": paper.weight_decay, "warmup": paper.warmup,
-            "milestones": paper.milestones, "augment": paper.augment,
-            "rewind_iteration": 0, "retrain": "rewind", "subset": None, "eval_every": 100,
-            "eval_images": None,
-        }
-        if self.optimizer == "sgd" and paper.optimizer == "sgd":
-            theirs["momentum"] = paper.momentum
-        return {k: (getattr(self, k), v) for k, v in theirs.items() if getattr(self, k) != v}
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-    return value
-
-
-def _device(name: object) -> str:
-    try:
-        return str(resolve_device(str(name)))
-    except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"device {name!r} cannot be used ({err}): give auto, cpu, cuda or mps") from None
 
 
 def parse_prune_rates(text: str) -> dict[str, float]:
@@ -128,138 +48,217 @@ def parse_prune_rates(text: str) -> dict[str, float]:
     return rates
 
 
-def make_config(**settings) -> ExperimentConfig:
-    """Build and check a configuration; unset knobs take the paper's values for the model.
+def parse_controls(text: str) -> tuple[str, ...]:
+    """``"reinit,random"`` (or ``""``, none) to a tuple."""
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
-    ``epochs`` (a number of passes over the training set) may be given instead of
-    ``iterations``; it is converted with the batch size, so the config always records both.
-    """
-    settings = {k: v for k, v in settings.items() if v is not None or k == "subset"}
-    known = {f.name for f in fields(ExperimentConfig)}
-    unknown = set(settings) - known
-    if unknown:
-        raise ConfigError(f"unknown settings {sorted(unknown)}: known ones are {sorted(known)}")
-    model = settings.get("model", "lenet300")
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
-    paper = model_spec(model).paper
-    dataset = settings.get("dataset", paper.dataset)
-    if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
 
-    rounds = settings.get("rounds", 15)
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
-        raise ConfigError(f"rounds must be a whole number of pruning rounds, 0 or more, got {rounds!r}")
-    batch_size = _positive_int("batch_size", settings.get("batch_size", paper.batch_size))
-    optimizer = settings.get("optimizer", paper.optimizer)
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    lr = settings.get("lr", paper.lr)
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or math.isinf(lr):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Every setting of one run. Build it with ``make_config``, which fills in the paper's values;
+    the fields are checked here, however the object is made. ``to_dict`` is what ``results.json``
+    records and what ``--resume`` compares."""
 
-    subset = settings.get("subset")
-    info = dataset_info(dataset)
-    if subset is not None:
-        _positive_int("subset", subset)
-        if not info.num_classes <= subset <= info.train_size:
+    training: TrainConfig
+    dataset: str = field(default="mnist", metadata=option(
+        "dataset (default: the paper's for the model: mnist for lenet300, cifar10 for the others)",
+        choices=tuple(DATASETS)))
+    model: str = field(default="lenet300", metadata=option("network (default: lenet300)", choices=tuple(MODELS)))
+    rounds: int = field(default=15, metadata=option(
+        "pruning rounds after the dense round 0 (default: 15)", imp_only=True))
+    epochs: float | None = field(default=None, metadata=option(
+        "passes over the training set per training run, instead of --iterations", group="length"))
+    prune_rates: dict[str, float] = field(default_factory=dict, metadata=option(
+        "fraction of surviving weights removed per round: one rate (0.2) or per kind "
+        "(conv=0.15,fc=0.2,output=0.1); default: the paper's for the model",
+        flag="--prune-rate", parse=parse_prune_rates, imp_only=True))
+    global_pruning: bool = field(default=False, metadata=option(
+        "prune by magnitude across all layers at once instead of layer by layer "
+        "(default: the paper's, layer by layer except for resnet20)", flag="--global", imp_only=True))
+    rewind_iteration: int = field(default=0, metadata=option(
+        "rewind survivors to their weights after this many iterations (default: 0, initialisation)", imp_only=True))
+    retrain: str = field(default="rewind", metadata=option(
+        "what each round retrains from: rewind (weights and schedule to --rewind-iteration, the lottery "
+        "ticket), lr-rewind (trained weights, schedule from --rewind-iteration) or finetune (trained "
+        "weights at the final learning rate); default: rewind", choices=RETRAIN, imp_only=True))
+    controls: tuple[str, ...] = field(default=CONTROLS, metadata=option(
+        "comma-separated controls to train each round: reinit, random, or '' (default: reinit,random)",
+        parse=parse_controls, imp_only=True))
+    seed: int = field(default=0, metadata=option(
+        "seed of initialisation, data order and controls (default: 0)"))
+    subset: int | None = field(default=None, metadata=option(
+        "train on a seeded class-balanced sample of this many images (default: all)"))
+    eval_images: int | None = field(default=None, metadata=option(
+        "measure on the first N validation and N test images (default: all; fewer is faster, noisier)"))
+    device: str = field(default="cpu", metadata=option(
+        "auto (CUDA, then MPS, then CPU), cpu, cuda or mps (default: auto)"))  # recorded resolved
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: each setting is stored in its checked form
+        if not isinstance(self.training, TrainConfig):
+            raise ConfigError(f"training must be a TrainConfig, got {type(self.training).__name__}")
+        choice("dataset", self.dataset, DATASETS)
+        paper = model_spec(choice("model", self.model, MODELS)).paper
+        whole("rounds", self.rounds, 0, what=" of pruning rounds")
+        whole("seed", self.seed, None)
+        if self.training.data_seed != self.seed:
+            raise ConfigError(f"training.data_seed ({self.training.data_seed}) must be the run's seed ({self.seed}): "
+                              f"build the configuration with make_config")
+        info = dataset_info(self.dataset)
+        if self.subset is not None and not info.num_classes <= whole("subset", self.subset) <= info.train_size:
             raise ConfigError(
-                f"subset {subset} is out of range: give between {info.num_classes} and {info.train_size} "
-                f"training images for {dataset}, or leave it unset to use all"
-            )
-    train_size = subset if subset is not None else info.train_size
+                f"subset {self.subset} is out of range: give between {info.num_classes} and {info.train_size} "
+                f"training images for {self.dataset}, or leave it unset to use all")
+        if self.epochs is not None:
+            number("epochs", self.epochs, positive=True)
+            if self.training.iterations != epochs_to_iterations(self.epochs, self.train_size, self.training.batch_size):
+                raise ConfigError(f"{self.epochs} epochs are not {self.training.iterations} iterations: give one of them")
+        if self.eval_images is not None:
+            whole("eval_images", self.eval_images)
+        if not isinstance(self.prune_rates, dict) or set(self.prune_rates) != set(paper.prune_rates):
+            raise ConfigError(f"prune_rates must give a rate for each kind of {self.model}'s layers "
+                              f"({', '.join(paper.prune_rates)}), got {self.prune_rates!r}")
+        try:
+            set_(self, "prune_rates", {k: check_rate(v, f"pruning rate for {k} layers")
+                                       for k, v in self.prune_rates.items()})
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if flag("global_pruning", self.global_pruning) and len(set(self.prune_rates.values())) > 1:
+            raise ConfigError("global pruning takes one rate for every layer, such as --prune-rate 0.2")
+        whole("rewind_iteration", self.rewind_iteration, 0, what=" of iterations")
+        if self.rewind_iteration >= self.training.iterations:
+            raise ConfigError(
+                f"rewind_iteration {self.rewind_iteration} is past the end of training ({self.training.iterations} "
+                f"iterations): rewind to an earlier iteration, or train for longer")
+        choice("retrain", self.retrain, RETRAIN)
+        controls = tuple(self.controls) if isinstance(self.controls, (tuple, list)) else None
+        bad = [c for c in controls or () if c not in CONTROLS]
+        if controls is None or bad:
+            raise ConfigError(f"unknown controls {bad or self.controls!r}: choose from {', '.join(CONTROLS)} (or none)")
+        if len(set(controls)) != len(controls):
+            raise ConfigError(f"controls {list(controls)} name one twice")
+        if controls and self.retrain != "rewind":
+            raise ConfigError(f"the controls ask whether the rewound weights matter, so they need retrain 'rewind', "
+                              f"not {self.retrain!r}: pass controls=() (--controls '') with {self.retrain}")
+        set_(self, "controls", controls)
+        if not isinstance(self.device, str):
+            raise ConfigError(f"device must be a name such as cpu or cuda, got {self.device!r}")
 
-    epochs = settings.get("epochs")
-    iterations = settings.get("iterations")
-    if epochs is not None:
-        if not isinstance(epochs, (int, float)) or isinstance(epochs, bool) or not 0 < epochs < math.inf:
-            raise ConfigError(f"epochs must be a positive number, got {epochs!r}")
-        from_epochs = max(1, round(epochs * iterations_per_epoch(train_size, batch_size)))
-        if iterations is not None and iterations != from_epochs:
-            raise ConfigError(f"give epochs or iterations, not both ({epochs} epochs are {from_epochs} iterations)")
-        iterations = from_epochs
-    elif iterations is None:
-        iterations = paper.iterations
-    _positive_int("iterations", iterations)
+    def settings(self) -> dict[str, object]:
+        """Every setting by name, the training ones beside the others (the data order's seed is
+        the run's seed): what ``make_config`` takes and ``to_dict`` records."""
+        ours = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "training"}
+        return {**ours, **{f.name: getattr(self.training, f.name) for f in fields(TrainConfig) if f.name != "data_seed"}}
 
-    rates = dict(settings.get("prune_rates") or {})
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
+                for k, v in self.settings().items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        return make_config(**d)
+
+    @property
+    def train_size(self) -> int:
+        return self.subset if self.subset is not None else dataset_info(self.dataset).train_size
+
+    def departures_from_paper(self) -> dict[str, tuple[object, object]]:
+        """Each setting that differs from the paper's for this model: name -> (ours, paper's).
+
+        The paper's is ``make_config(model=...)`` with nothing else set; what is not a
+        hyperparameter (the seed, the device, how many rounds, which controls) is not compared,
+        nor SGD's momentum when either run trains with Adam."""
+        ours, paper = self.settings(), make_config(model=self.model, device=self.device).settings()
+        skip = set(RUN_SETTINGS) | ({"momentum"} if "adam" in (self.training.optimizer, paper["optimizer"]) else set())
+        return {k: (v, paper[k]) for k, v in ours.items() if k not in skip and v != paper[k]}
+
+
+RUN_SETTINGS = ("rounds", "controls", "seed", "device", "epochs")  # what a run is, not how it trains
+
+
+def setting_fields() -> tuple[Field, ...]:
+    """The fields ``make_config`` takes, in ``to_dict``'s order: the run's, then its training's
+    (the training's data seed is the run's seed)."""
+    return tuple(f for f in fields(ExperimentConfig) if f.name != "training") + tuple(
+        f for f in fields(TrainConfig) if f.name != "data_seed")
+
+
+def setting_names() -> tuple[str, ...]:
+    return tuple(f.name for f in setting_fields())
+
+
+def epochs_to_iterations(epochs: float, train_size: int, batch_size: int) -> int:
+    return max(1, round(epochs * iterations_per_epoch(train_size, batch_size)))
+
+
+def _device(name: object) -> str:
+    try:
+        return str(resolve_device(str(name)))
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"device {name!r} cannot be used ({err}): give auto, cpu, cuda or mps") from None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _prune_rates(given: dict | None, model: str, global_pruning: object) -> dict[str, float]:
+    """The rate of each kind of ``model``'s layers: the ones given (every kind from one number,
+    or some kinds), the paper's for the rest; with global pruning, one rate for all."""
+    paper = model_spec(model).paper.prune_rates
+    rates = dict(given or {})
     bad_kinds = set(rates) - set(KINDS)
     if bad_kinds:
         raise ConfigError(f"unknown layer kinds {sorted(bad_kinds)} in prune rates: use {', '.join(KINDS)}")
-    absent = set(rates) - set(paper.prune_rates)
+    absent = set(rates) - set(paper)
     if absent and set(rates) != set(KINDS):
-        raise ConfigError(f"{model} has no {', '.join(sorted(absent))} layers: give rates for {', '.join(paper.prune_rates)}")
-    global_pruning = settings.get("global_pruning", paper.global_pruning)
-    if not isinstance(global_pruning, bool):
-        raise ConfigError(f"global_pruning must be True or False, got {global_pruning!r}")
-    if global_pruning:
+        raise ConfigError(f"{model} has no {', '.join(sorted(absent))} layers: give rates for {', '.join(paper)}")
+    if global_pruning is True:
         if len(set(rates.values())) > 1:
             raise ConfigError("global pruning takes one rate for every layer, such as --prune-rate 0.2")
-        rate = next(iter(rates.values()), 0.2)
-        rates = {k: rate for k in paper.prune_rates}
-    else:
-        rates = {k: rates.get(k, paper_rate) for k, paper_rate in paper.prune_rates.items()}
-    try:
-        rates = {k: check_rate(v, f"pruning rate for {k} layers") for k, v in rates.items()}
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+        return {k: next(iter(rates.values()), 0.2) for k in paper}
+    return {k: rates.get(k, rate) for k, rate in paper.items()}
 
-    rewind_iteration = settings.get("rewind_iteration", 0)
-    if not isinstance(rewind_iteration, int) or isinstance(rewind_iteration, bool) or rewind_iteration < 0:
-        raise ConfigError(f"rewind_iteration must be a whole number of iterations, 0 or more, got {rewind_iteration!r}")
-    if rewind_iteration >= iterations:
-        raise ConfigError(
-            f"rewind_iteration {rewind_iteration} is past the end of training ({iterations} iterations): "
-            f"rewind to an earlier iteration, or train for longer"
-        )
 
-    retrain = settings.get("retrain", "rewind")
-    if retrain not in RETRAIN:
-        raise ConfigError(f"unknown retrain {retrain!r}: choose one of {', '.join(RETRAIN)}")
-    momentum = settings.get("momentum", paper.momentum)
-    weight_decay = settings.get("weight_decay", paper.weight_decay)
-    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
-            raise ConfigError(f"{name} must be a number, 0 or more, got {value!r}")
-    warmup = settings.get("warmup", paper.warmup)
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or not 0 <= warmup < iterations:
-        raise ConfigError(f"warmup must be a whole number of iterations in [0, {iterations}), got {warmup!r}")
-    milestones = tuple(settings.get("milestones", paper.milestones))
-    if not all(isinstance(m, int) and 0 < m for m in milestones) or list(milestones) != sorted(set(milestones)):
-        raise ConfigError(f"milestones must be increasing iterations, such as 32000,48000, got {list(milestones)}")
-    if milestones and "milestones" not in settings and iterations != paper.iterations:
-        milestones = tuple(sorted({round(m * iterations / paper.iterations) for m in milestones
-                                   if m * iterations >= paper.iterations}))
-    augment = settings.get("augment", paper.augment)
-    if not isinstance(augment, bool):
-        raise ConfigError(f"augment must be True or False, got {augment!r}")
+def make_config(**settings) -> ExperimentConfig:
+    """A configuration from named settings (``setting_names``; None means unset), each unset one
+    the paper's value for the model (``lthkit.models.PaperSetup``, whose fields are settings).
 
-    controls = settings.get("controls", CONTROLS)
-    if isinstance(controls, str):
-        controls = tuple(c.strip() for c in controls.split(",") if c.strip())
-    controls = tuple(controls)
-    bad = [c for c in controls if c not in CONTROLS]
-    if bad:
-        raise ConfigError(f"unknown controls {bad}: choose from {', '.join(CONTROLS)} (or none)")
-    if len(set(controls)) != len(controls):
-        raise ConfigError(f"controls {list(controls)} name one twice")
-    if controls and retrain != "rewind":
-        raise ConfigError(f"the controls ask whether the rewound weights matter, so they need retrain 'rewind', "
-                          f"not {retrain!r}: pass controls=() (--controls '') with {retrain}")
+    ``epochs`` (passes over the training set) may be given instead of ``iterations``; it is
+    converted with the batch size, so the config records both. Milestones left unset are the
+    paper's, scaled to a shorter or longer run.
+    """
+    settings = {k: v for k, v in settings.items() if v is not None or k == "subset"}
+    known = setting_names()
+    unknown = set(settings) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown settings {sorted(unknown)}: known ones are {sorted(known)}")
+    model = choice("model", settings.get("model", "lenet300"), MODELS)
+    paper = asdict(model_spec(model).paper)
+    defaults = {f.name: f.default for f in fields(ExperimentConfig) if f.name != "training"}
+    defaults.update({f.name: f.default for f in fields(TrainConfig) if f.name != "data_seed"}, controls=CONTROLS)
+    s = {name: settings.get(name, paper.get(name, defaults.get(name))) for name in known}
 
-    seed = settings.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed must be a whole number, got {seed!r}")
-    eval_every = _positive_int("eval_every", settings.get("eval_every", 100))
-    eval_images = settings.get("eval_images")
-    if eval_images is not None:
-        _positive_int("eval_images", eval_images)
-
-    return ExperimentConfig(
-        dataset=dataset, model=model, rounds=rounds, iterations=iterations, epochs=epochs,
-        batch_size=batch_size, lr=float(lr), optimizer=optimizer, prune_rates=rates,
-        global_pruning=global_pruning, rewind_iteration=rewind_iteration, retrain=retrain,
-        momentum=float(momentum), weight_decay=float(weight_decay), warmup=warmup, milestones=milestones,
-        augment=augment, controls=controls,
-        seed=seed, subset=subset, eval_every=eval_every, eval_images=eval_images, device=_device(settings.get("device", "auto")),
-    )
+    info = dataset_info(choice("dataset", s["dataset"], DATASETS))
+    epochs, batch_size, subset = s["epochs"], s["batch_size"], s["subset"]
+    if isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and 0 < epochs < math.inf \
+            and _is_int(batch_size) and batch_size > 0 \
+            and (subset is None or _is_int(subset) and subset > 0):  # else the checks below say what is wrong
+        from_epochs = epochs_to_iterations(epochs, subset or info.train_size, batch_size)
+        if settings.get("iterations", from_epochs) != from_epochs:
+            raise ConfigError(f"give epochs or iterations, not both ({epochs} epochs are {from_epochs} iterations)")
+        s["iterations"] = from_epochs
+    if "milestones" not in settings and paper["milestones"] and _is_int(s["iterations"]) \
+            and s["iterations"] != paper["iterations"]:
+        s["milestones"] = tuple(sorted({round(m * s["iterations"] / paper["iterations"]) for m in paper["milestones"]
+                                        if m * s["iterations"] >= paper["iterations"]}))
+    if isinstance(s["milestones"], list):
+        s["milestones"] = tuple(s["milestones"])
+    if isinstance(s["controls"], str):
+        s["controls"] = parse_controls(s["controls"])
+    s["prune_rates"] = _prune_rates(s["prune_rates"], model, s["global_pruning"])
+    s["device"] = _device(settings.get("device", "auto"))
+    train_names = {f.name for f in fields(TrainConfig)}
+    data_seed = s["seed"] if _is_int(s["seed"]) else 0  # a wrong seed is reported as the seed's, below
+    training = TrainConfig(data_seed=data_seed, **{k: v for k, v in s.items() if k in train_names})
+    return ExperimentConfig(training=training, **{k: v for k, v in s.items() if k not in train_names})

@@ -195,7 +195,7 @@ def ticket_trainer(config, data):
     from lthkit.train import train
 
     def train_ticket(model, mask=None):
-        return train(model, data, config.train_config(), mask=Mask(mask) if mask is not None else None,
+        return train(model, data, config.training, mask=Mask(mask) if mask is not None else None,
                      progress=False).result
 
     return train_ticket

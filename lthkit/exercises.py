@@ -557,13 +557,13 @@ def _most_fc(answer) -> Verdict:
 def _finetune_lr(answer) -> Verdict:
     from lthkit.config import make_config
 
-    tc = make_config(model="resnet20").train_config()
+    tc = make_config(model="resnet20").training
     end = tc.lr_at(tc.iterations - 1)
     return judge_number(answer, end, unit="number", tolerance=1e-9, mistakes=[
         Mistake(tc.lr, "is the rate training starts with: fine-tuning goes on at the rate training ended with."),
         Mistake(tc.lr * tc.gamma, "applies one drop: training passes both, at 32,000 and at 48,000."),
         Mistake(end * tc.gamma, "applies three drops: there are two."),
-        Mistake(make_config().train_config().lr, "is LeNet-300-100's Adam rate: ResNet-20 trains with SGD on its "
+        Mistake(make_config().training.lr, "is LeNet-300-100's Adam rate: ResNet-20 trains with SGD on its "
                                                  "own schedule."),
         Mistake(0, "would not train at all: fine-tuning trains, at the rate training ended with."),
     ], hint="fine-tuning trains at the learning rate training ended with: start from 0.1 and apply "

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from lthkit.config import ConfigError, ExperimentConfig
+from lthkit.config import ConfigError, ExperimentConfig, setting_names
 from lthkit.data import Splits, dataset_info, load_dataset
 from lthkit.masks import Mask, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
 from lthkit.models import build_model, prunable_layers
@@ -131,6 +131,15 @@ def arms_of_round(config: ExperimentConfig, r: int) -> list[str]:
     return ["ticket"] + (list(config.controls) if r > 0 else [])
 
 
+def _recorded(config: dict) -> dict:
+    """A recorded configuration as this version records it: a run saved before a setting existed
+    recorded it at its default (a record that is no configuration at all is compared as it is)."""
+    try:
+        return json.loads(json.dumps(ExperimentConfig.from_dict(config).to_dict()))
+    except (ConfigError, TypeError):
+        return config
+
+
 def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bool, overwrite: bool) -> Results:
     """Check ``out_dir`` before any work and return the results it already holds (maybe none).
     ``run_imp`` calls it holding the folder's lock."""
@@ -151,10 +160,7 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
             f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Continue it with --resume "
             f"(resume=True), replace it with --overwrite (overwrite=True), or choose another output folder"
         )
-    try:  # a run saved before a setting existed recorded it at its default
-        theirs = json.loads(json.dumps(ExperimentConfig.from_dict(previous.config).to_dict()))
-    except ConfigError:
-        theirs = previous.config
+    theirs = _recorded(previous.config)
     if theirs != ours:
         diffs = ", ".join(
             f"{k}: {ours.get(k)!r} now, {theirs.get(k)!r} there"
@@ -171,8 +177,7 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
 # added to ExperimentConfig is counted as shaping it unless it is named here. ``epochs`` is
 # ``iterations`` restated, and ``rewind_iteration`` matters to round 0 only when it is not 0.
 AFTER_ROUND_0 = ("rounds", "prune_rates", "global_pruning", "retrain", "controls")
-ROUND_0_SETTINGS = tuple(f.name for f in fields(ExperimentConfig)
-                         if f.name not in AFTER_ROUND_0 + ("epochs", "rewind_iteration"))
+ROUND_0_SETTINGS = tuple(name for name in setting_names() if name not in AFTER_ROUND_0 + ("epochs", "rewind_iteration"))
 
 
 def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmResult, dict, Snapshot | None]:
@@ -188,7 +193,7 @@ def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmRes
     if not run.results.exists() or not run.round(0).exists():
         raise ConfigError(f"{folder} holds no finished round 0 to start from: run that IMP first, or leave dense_from out")
     saved = Results.load(run.results)
-    theirs, ours = saved.config, json.loads(json.dumps(config.to_dict()))
+    theirs, ours = _recorded(saved.config), json.loads(json.dumps(config.to_dict()))
     keys = ROUND_0_SETTINGS + (("rewind_iteration",) if config.rewind_iteration else ())
     differ = [f"{k}: {ours[k]!r} here, {theirs.get(k)!r} there" for k in keys if theirs.get(k) != ours[k]]
     if differ:
@@ -285,152 +290,196 @@ def run_imp(
 
 def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits | None, resume: bool,
              overwrite: bool, progress: bool, on_arm, dense_from, rules: Rules, checkpoint_every_s: float) -> Results:
-    out = folder.path if folder else None
-    results = open_run_folder(config, out, resume=resume, overwrite=overwrite) if out else Results(config.to_dict())
+    results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
+        Results(config.to_dict())
     _check_rules(rules, folder, results)
+    data = _data_of(config, data)
+    _check_eval_sets(data, folder, results)
+    run = _Run(config, folder, data, results, rules, on_arm, progress, checkpoint_every_s)
+    mask, trained = Mask.ones_like(run.fresh()), None
+    for r in range(config.rounds + 1):
+        if r > 0:
+            mask = next_mask(config, trained, mask, rules.prune_layer)
+        if r == 0 and dense_from is not None and not run.saved(0):
+            trained = run.take_dense_round(dense_from, mask)
+            continue
+        trained, arms = run.ticket_of_round(r, mask, trained)
+        arms.update(run.controls_to_train(r, mask))
+        if arms:
+            run.train_round(r, arms)
+    if folder:
+        folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
+    return results
+
+
+def _data_of(config: ExperimentConfig, data: Splits | None) -> Splits:
+    """The run's data on its device, measured on its evaluation sets; data passed in must be the config's."""
     if data is None:
         data = load_dataset(config.dataset, device=config.device, subset=config.subset)
-    data = data.to(config.device).with_eval_size(config.eval_images)
     if data.info.name != config.dataset or len(data.train) != config.train_size:
         raise ConfigError(
             f"the data passed in ({data.info.name}, {len(data.train)} training images) is not what the "
             f"config asks for ({config.dataset}, {config.train_size})"
         )
-    _check_eval_sets(data, folder, results)
-    timings = (folder.read_json(folder.timings) if folder else None) or {}
-    shape, classes = data.info.input_shape, data.info.num_classes
-    tc = config.train_config()
-    k = config.rewind_iteration
+    return data.to(config.device).with_eval_size(config.eval_images)
 
-    def fresh():
-        return build_model(config.model, shape, classes, seed=config.seed)
 
-    if k == 0:
-        rewind_point = Snapshot.of(fresh(), 0)
-        if folder and not folder.rewind_point.exists():  # written once: it is the seed's initialisation
-            folder.save_snapshot(rewind_point)
-    else:
-        rewind_point = Snapshot.load(folder.rewind_point) if folder and folder.rewind_point.exists() else None
+class _Run:
+    """The steps of one IMP run, and what they share between rounds: the rewind point, the
+    results and timings so far, the checkpoint a killed run left."""
 
-    def record(r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
-        while len(results.rounds) <= r:
-            results.rounds.append(RoundResult(
-                len(results.rounds), mask.weights_remaining(),
-                {n: v["weights_remaining"] for n, v in mask.report().items()},
-            ))
-        results.rounds[r].arms[arm] = result
-        timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
-        if folder:
-            folder.write_json(folder.results, results.to_dict())
-            folder.write_json(folder.timings, timings)
-        if on_arm:
-            on_arm(r, arm, result, seconds)
+    def __init__(self, config: ExperimentConfig, folder: RunFolder | None, data: Splits, results: Results,
+                 rules: Rules, on_arm, progress: bool, checkpoint_every_s: float):
+        self.config, self.folder, self.data, self.results, self.rules = config, folder, data, results, rules
+        self.on_arm, self.progress, self.checkpoint_every_s = on_arm, progress, checkpoint_every_s
+        self.timings = (folder.read_json(folder.timings) if folder else None) or {}
+        self.rewind_point = self._rewind_point()
+        # The checkpoint of a killed run belongs to the first round this run trains (if to any); it
+        # is used only if made with these settings (a run killed in round 0 has no results.json to compare).
+        self.made_with = {"config": json.loads(json.dumps(config.to_dict())), "rules": rules.describe(),
+                          "eval_sets": [len(data.val), len(data.test)]}
+        self.checkpointed = folder.load_checkpoint() if folder else None
+        if self.checkpointed is not None and self.checkpointed.get("made_with") != self.made_with:
+            self.checkpointed = None
 
-    def done(r: int, arm: str) -> bool:
-        return r < len(results.rounds) and arm in results.rounds[r].arms
+    def fresh(self) -> torch.nn.Module:
+        return build_model(self.config.model, self.data.info.input_shape, self.data.info.num_classes,
+                           seed=self.config.seed)
 
-    def rewound(model: torch.nn.Module, mask: Mask) -> torch.nn.Module:
+    def _rewind_point(self) -> Snapshot | None:
+        """Initialisation (k = 0; written once: it is the seed's), or the weights at iteration k
+        that round 0 saved (None until round 0 has trained past k)."""
+        if self.config.rewind_iteration == 0:
+            point = Snapshot.of(self.fresh(), 0)
+            if self.folder and not self.folder.rewind_point.exists():
+                self.folder.save_snapshot(point)
+            return point
+        folder = self.folder
+        return Snapshot.load(folder.rewind_point) if folder and folder.rewind_point.exists() else None
+
+    def finished(self, r: int, arm: str = "ticket") -> bool:
+        rounds = self.results.rounds
+        return r < len(rounds) and arm in rounds[r].arms
+
+    def saved(self, r: int) -> bool:
+        """Whether round ``r``'s ticket is trained and its weights on disk."""
+        return self.finished(r) and self.folder is not None and self.folder.round(r).exists()
+
+    def record(self, r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
+        rounds = self.results.rounds
+        while len(rounds) <= r:
+            rounds.append(RoundResult(len(rounds), mask.weights_remaining(),
+                                      {n: v["weights_remaining"] for n, v in mask.report().items()}))
+        rounds[r].arms[arm] = result
+        self.timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
+        if self.folder:
+            self.folder.write_json(self.folder.results, self.results.to_dict())
+            self.folder.write_json(self.folder.timings, self.timings)
+        if self.on_arm:
+            self.on_arm(r, arm, result, seconds)
+
+    def take_dense_round(self, dense_from: str | Path, mask: Mask) -> torch.nn.Module:
+        """Round 0 from another run's folder (``dense_round_of``), recorded as this run's."""
+        result, state, point = dense_round_of(self.config, dense_from)
+        _check_eval_sets(self.data, RunFolder(dense_from), self.results, shared=True)
+        trained = self.fresh()
+        trained.load_state_dict(state)
+        if point is not None:
+            self.rewind_point = point
+        if self.folder:
+            if point is not None:
+                self.folder.save_snapshot(point)
+            self.folder.save_round(0, mask, state)
+        self.record(0, mask, "ticket", result, 0.0)
+        return trained
+
+    def ticket_of_round(self, r: int, mask: Mask, trained: torch.nn.Module | None
+                        ) -> tuple[torch.nn.Module, dict[str, tuple[torch.nn.Module, Mask]]]:
+        """The ticket of round ``r``: as a finished round saved it (nothing to train), or where its
+        training starts: initialisation in round 0; later, the rewind point, or (learning-rate
+        rewinding and fine-tuning) the last round's trained weights under the new mask."""
+        if self.saved(r):
+            saved = self.fresh()
+            saved.load_state_dict(self.folder.load_round(r)["trained"])
+            return saved, {}
+        if r == 0:
+            ticket = self.fresh()
+        elif self.config.retrain == "rewind":
+            ticket = self.rewound(self.fresh(), mask)
+        else:
+            ticket = self.fresh()
+            ticket.load_state_dict(trained.state_dict())
+            mask.apply_(ticket)
+        return ticket, {"ticket": (ticket, mask)}
+
+    def rewound(self, model: torch.nn.Module, mask: Mask) -> torch.nn.Module:
+        rules = self.rules
         if rules.rewind is rewind_to:
-            return rewind_to(model, rewind_point, mask)
-        initial = {n: v.clone() for n, v in rewind_point.state.items()}
+            return rewind_to(model, self.rewind_point, mask)
+        initial = {n: v.clone() for n, v in self.rewind_point.state.items()}
         return _checked_model("rewind", rules.rewind(model, initial, _copy(mask)), mask)
 
-    def control(arm: str, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
-        model = fresh()
-        if arm == "reinit":
-            seed = derive_seed("reinit", config.seed, r)
-            if rules.reinit is reinitialize:
-                return reinitialize(model, mask, seed), mask
-            return _checked_model("reinit", rules.reinit(model, _copy(mask), seed), mask), mask
-        g = generator("random-mask", config.seed, r)
-        if rules.random_mask is random_mask_like:
+    def controls_to_train(self, r: int, mask: Mask) -> dict[str, tuple[torch.nn.Module, Mask]]:
+        """The controls of round ``r`` not yet trained: ``reinit`` (the mask on fresh weights) and
+        ``random`` (as many weights per layer at random positions, on the rewind point)."""
+        arms = {}
+        for arm in arms_of_round(self.config, r)[1:]:
+            if not self.finished(r, arm):
+                arms[arm] = self.reinit(r, mask) if arm == "reinit" else self.random(r, mask)
+        return arms
+
+    def reinit(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
+        seed, reinit = derive_seed("reinit", self.config.seed, r), self.rules.reinit
+        if reinit is reinitialize:
+            return reinitialize(self.fresh(), mask, seed), mask
+        return _checked_model("reinit", reinit(self.fresh(), _copy(mask), seed), mask), mask
+
+    def random(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
+        g, random_mask = generator("random-mask", self.config.seed, r), self.rules.random_mask
+        if random_mask is random_mask_like:
             arm_mask = random_mask_like(mask, g)
         else:
-            arm_mask = _checked_mask("random_mask", rules.random_mask(_copy(mask), g), mask, same_counts=True)
-        return rewound(model, arm_mask), arm_mask
+            arm_mask = _checked_mask("random_mask", random_mask(_copy(mask), g), mask, same_counts=True)
+        return self.rewound(self.fresh(), arm_mask), arm_mask
 
-    def start_of_round(r: int, mask: Mask, trained: torch.nn.Module | None) -> torch.nn.Module:
-        """Round 0 starts from initialisation; later rounds from the rewind point, or (learning-rate
-        rewinding and fine-tuning) from the last round's trained weights under the new mask."""
-        if r == 0:
-            return fresh()
-        if config.retrain == "rewind":
-            return rewound(fresh(), mask)
-        model = fresh()
-        model.load_state_dict(trained.state_dict())
-        return mask.apply_(model)
-
-    def train_config(r: int) -> TrainConfig:
-        if r == 0 or config.retrain != "finetune":
+    def training(self, r: int) -> TrainConfig:
+        """Round 0 and rewinding train as configured; fine-tuning goes on at the final learning rate."""
+        tc = self.config.training
+        if r == 0 or self.config.retrain != "finetune":
             return tc
         return replace(tc, lr=tc.lr_at(tc.iterations - 1), warmup=0, milestones=())
 
-    # The checkpoint of a killed run belongs to the first round this run trains (if to any); it is
-    # used only if made with these settings (a run killed in round 0 has no results.json to compare).
-    made_with = {"config": json.loads(json.dumps(config.to_dict())), "rules": rules.describe(),
-                 "eval_sets": [len(data.val), len(data.test)]}
-    checkpointed = folder.load_checkpoint() if folder else None
-    if checkpointed is not None and checkpointed.get("made_with") != made_with:
-        checkpointed = None
-    mask, trained = Mask.ones_like(fresh()), None
-    for r in range(config.rounds + 1):
-        if r > 0:
-            mask = next_mask(config, trained, mask, rules.prune_layer)
-        arms: dict[str, tuple[torch.nn.Module, Mask]] = {}
-        if done(r, "ticket") and folder and folder.round(r).exists():
-            trained = fresh()
-            trained.load_state_dict(folder.load_round(r)["trained"])
-        elif r == 0 and dense_from is not None:
-            result, state, point = dense_round_of(config, dense_from)
-            _check_eval_sets(data, RunFolder(dense_from), results, shared=True)
-            trained = fresh()
-            trained.load_state_dict(state)
-            if point is not None:
-                rewind_point = point
-            if folder:
-                if point is not None:
-                    folder.save_snapshot(point)
-                folder.save_round(0, mask, state)
-            record(0, mask, "ticket", result, 0.0)
-            continue
-        else:
-            trained = start_of_round(r, mask, trained)
-            arms["ticket"] = (trained, mask)
-        for arm in arms_of_round(config, r)[1:]:
-            if not done(r, arm):
-                arms[arm] = control(arm, r, mask)
-        if not arms:
-            continue
-        names, before, resume_from = list(arms), 0.0, None
-        if checkpointed is not None and checkpointed["round"] == r and checkpointed["arms"] == names:
-            before, resume_from = checkpointed["seconds"], checkpointed["training"]
-        checkpointed = None
+    def train_round(self, r: int, arms: dict[str, tuple[torch.nn.Module, Mask]]) -> None:
+        """Train the arms side by side (from the killed run's checkpoint, when it is this round's),
+        checkpointing as they go; save the ticket and the rewind point; record each arm."""
+        k, folder, names = self.config.rewind_iteration, self.folder, list(arms)
+        before, resume_from, saved = 0.0, None, self.checkpointed
+        if saved is not None and saved["round"] == r and saved["arms"] == names:
+            before, resume_from = saved["seconds"], saved["training"]
+        self.checkpointed = None
         start = time.perf_counter()
 
-        def checkpoint(state: dict, r=r, names=names, before=before, start=start) -> None:
-            folder.save_checkpoint({"made_with": made_with, "round": r, "arms": names,
+        def checkpoint(state: dict) -> None:
+            folder.save_checkpoint({"made_with": self.made_with, "round": r, "arms": names,
                                     "seconds": before + time.perf_counter() - start, "training": state})
 
-        runs = train_together([m for m, _ in arms.values()], data, train_config(r), masks=[m for _, m in arms.values()],
-                              start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
-                              progress=progress, desc=f"round {r} " + "+".join(arms),
-                              checkpoint=checkpoint if folder else None, checkpoint_every_s=checkpoint_every_s,
-                              resume=resume_from)
+        runs = train_together([m for m, _ in arms.values()], self.data, self.training(r),
+                              masks=[m for _, m in arms.values()], start_iteration=0 if r == 0 else k,
+                              snapshot_at=k if r == 0 and k > 0 else None, progress=self.progress,
+                              desc=f"round {r} " + "+".join(arms), checkpoint=checkpoint if folder else None,
+                              checkpoint_every_s=self.checkpoint_every_s, resume=resume_from)
         seconds = (before + time.perf_counter() - start) / len(arms)
-        for arm, run in zip(arms, runs):
+        for (arm, (model, mask)), run in zip(arms.items(), runs):
             if arm == "ticket":
                 if run.snapshot is not None:
-                    rewind_point = run.snapshot
+                    self.rewind_point = run.snapshot
                     if folder:
-                        folder.save_snapshot(rewind_point)
+                        folder.save_snapshot(run.snapshot)
                 if folder:
-                    folder.save_round(r, mask, trained.state_dict())
-            record(r, mask, arm, run.result, seconds)
+                    folder.save_round(r, mask, model.state_dict())
+            self.record(r, mask, arm, run.result, seconds)
         if folder:
             folder.remove_checkpoint()
-    if folder:
-        folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
-    return results
 
 
 def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
@@ -480,6 +529,6 @@ def one_shot(config: ExperimentConfig, out_dir: str | Path, r: int, *, data: Spl
     rates = {n: (target.size(n) - target.alive(n)) / target.size(n) for n in target}
     mask = prune_by_magnitude(dense, Mask.ones_like(dense), rates)
     model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(folder.rewind_point), mask)
-    run = train(model, data, config.train_config(), mask=mask, start_iteration=config.rewind_iteration,
+    run = train(model, data, config.training, mask=mask, start_iteration=config.rewind_iteration,
                 progress=progress, desc=f"one-shot to round {r}")
     return mask, run.result

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -37,27 +37,45 @@ from lthkit.masks import Mask
 from lthkit.results import ArmResult, CurvePoint
 from lthkit.rewind import Snapshot
 from lthkit.seeds import generator
+from lthkit.settings import ConfigError, choice, flag, number, option, whole
 
 OPTIMIZERS = ("adam", "sgd")
+
+
+def _milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"cannot read milestones {text!r}: give iterations such as 32000,48000") from None
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How one network is trained. ``data_seed`` fixes the order of the batches (and their
-    augmentation); ``warmup`` and ``milestones`` make the learning rate a schedule (``lr_at``)."""
+    augmentation); ``warmup`` and ``milestones`` make the learning rate a schedule (``lr_at``).
+    Each setting is checked here, once (``lthkit.settings``); the options of ``lthkit imp`` and
+    ``lthkit train`` are made from these fields."""
 
-    iterations: int
-    batch_size: int = 60
-    lr: float = 1.2e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    eval_every: int = 100
-    data_seed: int = 0
-    warmup: int = 0
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    augment: bool = False
+    iterations: int = field(metadata=option(
+        "training iterations per run (default: the paper's, 50000 for lenet300)", group="length"))
+    batch_size: int = field(default=60, metadata=option("batch size (default: the paper's, 60)"))
+    lr: float = field(default=1.2e-3, metadata=option("learning rate (default: the paper's for the model)"))
+    optimizer: str = field(default="adam", metadata=option("optimiser (default: the paper's, adam)", choices=OPTIMIZERS))
+    momentum: float = field(default=0.9, metadata=option("momentum of SGD (default: the paper's, 0.9)"))
+    weight_decay: float = field(default=0.0, metadata=option(
+        "L2 weight decay (default: the paper's, 0 for the Adam nets)"))
+    eval_every: int = field(default=100, metadata=option(
+        "iterations between evaluations on validation and test sets (default: 100)"))
+    data_seed: int = 0  # an IMP run's is its seed
+    warmup: int = field(default=0, metadata=option(
+        "iterations of linear learning-rate warm-up (default: the paper's, 0)"))
+    milestones: tuple[int, ...] = field(default=(), metadata=option(
+        "iterations at which the learning rate drops (by --gamma), such as 32000,48000 (default: the paper's, "
+        "scaled to --iterations)", parse=_milestones))
+    gamma: float = field(default=0.1, metadata=option(
+        "factor of each learning-rate drop at a milestone (default: 0.1)"))
+    augment: bool = field(default=False, metadata=option(
+        "random crops and flips of training images (default: the paper's, on for resnet20)"))
 
     def lr_at(self, iteration: int) -> float:
         """The learning rate of step ``iteration``: a linear warm-up over the first ``warmup``
@@ -70,16 +88,24 @@ class TrainConfig:
         return self.lr * warm * self.gamma ** sum(iteration >= m for m in self.milestones)
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        set_ = object.__setattr__  # frozen: each setting is stored in its checked form
+        choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("iterations", "batch_size", "eval_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
-            raise ValueError(f"milestones must be increasing positive iterations, got {self.milestones!r}")
+            whole(name, getattr(self, name))
+        whole("data_seed", self.data_seed, None)
+        set_(self, "lr", number("lr", self.lr, positive=True))
+        for name in ("momentum", "weight_decay"):
+            set_(self, name, number(name, getattr(self, name)))
+        set_(self, "gamma", number("gamma", self.gamma))
+        if whole("warmup", self.warmup, 0) >= self.iterations:
+            raise ConfigError(f"warmup must be a whole number of iterations in [0, {self.iterations}), "
+                              f"got {self.warmup!r}")
+        milestones = tuple(self.milestones) if isinstance(self.milestones, (tuple, list)) else None
+        if milestones is None or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in milestones) \
+                or list(milestones) != sorted(set(milestones)):
+            raise ConfigError(f"milestones must be increasing iterations, such as 32000,48000, got {self.milestones!r}")
+        set_(self, "milestones", milestones)
+        flag("augment", self.augment)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lthkit.cli
-from lthkit.cli import build_parser, main
+from lthkit.cli import build_parser, config_from_args, main
 from lthkit.config import ConfigError, make_config, parse_prune_rates
 
 
@@ -137,6 +137,36 @@ def test_deterministic_runs_on_a_gpu_are_bit_for_bit_the_same(mnist_small, tmp_p
     assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[1])
 
 
+def test_options_are_made_from_the_settings_and_set_them():
+    """Each setting with an option has it in ``imp`` (``train`` too unless only later rounds use
+    it), with the setting's own choices; each option but the run's own sets one setting."""
+    from dataclasses import fields
+
+    from lthkit.config import CONTROLS, RETRAIN, setting_fields
+    from lthkit.models import MODELS, PaperSetup
+    from lthkit.train import OPTIMIZERS
+
+    sub = build_parser()._subparsers._group_actions[0].choices
+    run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from"}
+    for command in ("imp", "train"):
+        dests = {a.dest: a for a in sub[command]._actions}
+        wanted = {f.name for f in setting_fields() if "option" in f.metadata
+                  and (command == "imp" or not f.metadata["option"].imp_only)}
+        assert set(dests) - run_options == wanted, command
+    imp = {a.dest: a for a in sub["imp"]._actions}
+    assert imp["model"].choices == list(MODELS) and imp["optimizer"].choices == list(OPTIMIZERS)
+    assert imp["retrain"].choices == list(RETRAIN) and "prune_rates" in imp and "gamma" in imp
+    assert {"rounds", "controls", "prune_rates", "global_pruning", "retrain", "rewind_iteration"}.isdisjoint(
+        a.dest for a in sub["train"]._actions)
+    argv = ["imp", "--out", "x", "--device", "cpu", "--model", "resnet20", "--iterations", "600", "--lr", "0.05",
+            "--momentum", "0.8", "--gamma", "0.2", "--controls", "", "--retrain", "lr-rewind", "--seed", "4"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.training.lr, config.training.momentum, config.training.gamma, config.training.data_seed) == (
+        0.05, 0.8, 0.2, 4)
+    assert (config.controls, config.retrain, config.seed) == ((), "lr-rewind", 4) and CONTROLS == ("reinit", "random")
+    assert {f.name for f in fields(PaperSetup)} <= {f.name for f in setting_fields()}  # the paper's values are settings
+
+
 def test_prune_rate_forms():
     assert parse_prune_rates("0.2") == {"conv": 0.2, "fc": 0.2, "output": 0.2}
     assert parse_prune_rates("conv=0.15, fc=0.2,output=0.1") == {"conv": 0.15, "fc": 0.2, "output": 0.1}
@@ -146,14 +176,14 @@ def test_prune_rate_forms():
 
 def test_defaults_are_the_papers_and_departures_are_listed():
     config = make_config(model="lenet300", device="cpu")
-    assert (config.optimizer, config.lr, config.batch_size, config.iterations) == ("adam", 1.2e-3, 60, 50000)
+    assert (config.training.optimizer, config.training.lr, config.training.batch_size, config.training.iterations) == ("adam", 1.2e-3, 60, 50000)
     assert config.prune_rates == {"fc": 0.2, "output": 0.1}
     assert config.departures_from_paper() == {}
     short = make_config(model="conv2", epochs=3, subset=5000, device="cpu")
-    assert short.dataset == "cifar10" and short.iterations == 3 * 84
+    assert short.dataset == "cifar10" and short.training.iterations == 3 * 84
     assert set(short.departures_from_paper()) == {"iterations", "subset"}
     assert make_config(model="conv2", dataset="mnist").departures_from_paper()["dataset"] == ("mnist", "cifar10")
-    assert make_config(model="conv4").lr == 3e-4 and make_config(model="conv6").prune_rates["conv"] == 0.15
+    assert make_config(model="conv4").training.lr == 3e-4 and make_config(model="conv6").prune_rates["conv"] == 0.15
 
 
 def test_wrong_types_are_refused():
@@ -169,6 +199,31 @@ def test_wrong_types_are_refused():
         make_config(global_pruning="false")
     with pytest.raises(ConfigError, match="lenet300 has no conv layers"):
         make_config(prune_rates={"conv": 0.5})
+
+
+def test_a_configuration_is_checked_however_it_is_made():
+    """The checks live in the dataclasses, so a configuration changed with ``dataclasses.replace``
+    or built by hand is refused as ``make_config`` would refuse it."""
+    from dataclasses import replace
+
+    from lthkit.config import ExperimentConfig
+    from lthkit.train import TrainConfig
+
+    config = make_config(iterations=100, device="cpu")
+    with pytest.raises(ConfigError, match="past the end of training"):
+        replace(config, rewind_iteration=100)
+    with pytest.raises(ConfigError, match="warmup must be a whole number of iterations in \\[0, 100\\)"):
+        replace(config.training, warmup=100)
+    with pytest.raises(ConfigError, match="must be the run's seed"):
+        replace(config, seed=5)
+    with pytest.raises(ConfigError, match="prune_rates must give a rate for each kind"):
+        ExperimentConfig(training=TrainConfig(iterations=10), prune_rates={"fc": 0.2})
+    with pytest.raises(ConfigError, match="need retrain 'rewind'"):
+        replace(config, retrain="finetune")
+    assert ExperimentConfig.from_dict(config.to_dict()) == config
+    assert list(config.to_dict())[:3] == ["dataset", "model", "rounds"] and "data_seed" not in config.to_dict()
+    old_record = {k: v for k, v in config.to_dict().items() if k != "gamma"}  # from before gamma was a setting
+    assert ExperimentConfig.from_dict(old_record) == config
 
 
 def test_imp_and_train_commands_write_results(mnist_small, tmp_path):

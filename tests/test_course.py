@@ -54,7 +54,7 @@ def test_unknown_knob_is_refused():
 
 def test_experiment_config_changes_only_what_the_budget_sets():
     config = course.experiment_config(settings(budget="classroom"), controls=("reinit",))
-    assert config.rounds == 15 and config.iterations == 2751 and config.controls == ("reinit",)
+    assert config.rounds == 15 and config.training.iterations == 2751 and config.controls == ("reinit",)
     assert set(config.departures_from_paper()) == {"iterations"}
 
 
@@ -217,7 +217,7 @@ def test_rewinding_notebook_budgets_set_the_rewind_points_and_allow_rewinding_to
     paper = course.notebook_settings("06", "paper", seed=0, device="cpu", output_dir="o", rewind_iteration=None, **knobs)
     assert paper["rewind_points"] == (0, 100, 500, 2000) and paper["rewind_iteration"] == 2000
     config = course.experiment_config(paper, model="resnet20", rewind_iteration=paper["rewind_iteration"])
-    assert config.iterations == 63_000 and config.batch_size == 128 and config.departures_from_paper() == {
+    assert config.training.iterations == 63_000 and config.training.batch_size == 128 and config.departures_from_paper() == {
         "rewind_iteration": (2000, 0), "eval_every": (1000, 100)}
     zero = course.notebook_settings("06", "classroom", seed=0, device="cpu", output_dir="o", rewind_iteration=0, **knobs)
     assert zero["rewind_iteration"] == 0
@@ -225,7 +225,7 @@ def test_rewinding_notebook_budgets_set_the_rewind_points_and_allow_rewinding_to
         course.notebook_settings("06", "test", seed=0, device="cpu", output_dir="o", rewind_iteration=-1, **knobs)
     test = course.notebook_settings("06", "test", seed=0, device="cpu", output_dir="o", rewind_iteration=None, **knobs)
     config = course.experiment_config(test, model="resnet20", rewind_iteration=test["rewind_iteration"], retrain="finetune")
-    assert (config.batch_size, config.retrain, config.rewind_iteration) == (32, "finetune", 2)
+    assert (config.training.batch_size, config.retrain, config.rewind_iteration) == (32, "finetune", 2)
 
 
 def test_instability_view_and_explorer_judge_each_rewind_point():

@@ -265,7 +265,7 @@ def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, t
         assert dense[name][m == 0].abs().max() <= dense[name][m == 1].abs().min()
     assert result.curve[0].iteration == 10
     ticket = rewind_to(build_model("lenet300", (1, 28, 28)), Snapshot.load(tmp_path / "rewind_point.pt"), mask)
-    assert train(ticket, mnist_small, config.train_config(), mask=mask, start_iteration=10,
+    assert train(ticket, mnist_small, config.training, mask=mask, start_iteration=10,
                  progress=False).result == result
 
 
@@ -435,9 +435,10 @@ def test_every_setting_shapes_round_0_unless_named_as_a_later_rounds_one():
 
     from lthkit.config import ExperimentConfig
     from lthkit.imp import AFTER_ROUND_0, ROUND_0_SETTINGS
+    from lthkit.train import TrainConfig
 
-    names = {f.name for f in fields(ExperimentConfig)}
+    names = {f.name for f in fields(ExperimentConfig) + fields(TrainConfig)} - {"training", "data_seed"}
     assert set(ROUND_0_SETTINGS) == names - set(AFTER_ROUND_0) - {"epochs", "rewind_iteration"}
-    assert {"dataset", "model", "iterations", "lr", "seed", "subset", "eval_images", "device", "augment"} <= set(
-        ROUND_0_SETTINGS)
+    assert {"dataset", "model", "iterations", "lr", "gamma", "seed", "subset", "eval_images", "device",
+            "augment"} <= set(ROUND_0_SETTINGS)
     assert not {"controls", "retrain", "prune_rates"} & set(ROUND_0_SETTINGS)

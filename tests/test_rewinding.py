@@ -67,17 +67,17 @@ def test_resnet20_is_the_cifar_resnet_and_only_its_weights_are_pruned():
     assert all(n.endswith(".weight") and "bn" not in n and "shortcut.1" not in n for n in kinds)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     config = make_config(model="resnet20")
-    assert (config.optimizer, config.lr, config.batch_size, config.iterations) == ("sgd", 0.1, 128, 63_000)
-    assert config.global_pruning and config.weight_decay == 1e-4 and config.milestones == (32_000, 48_000)
-    assert config.augment and config.departures_from_paper() == {}
+    assert (config.training.optimizer, config.training.lr, config.training.batch_size, config.training.iterations) == ("sgd", 0.1, 128, 63_000)
+    assert config.global_pruning and config.training.weight_decay == 1e-4 and config.training.milestones == (32_000, 48_000)
+    assert config.training.augment and config.departures_from_paper() == {}
 
 
 def test_a_shorter_run_scales_the_schedule_and_says_so():
     config = make_config(model="resnet20", iterations=6300)
-    assert config.milestones == (3200, 4800)
-    assert make_config(model="resnet20", iterations=3).milestones == (2,)  # one drop, not the same drop twice
+    assert config.training.milestones == (3200, 4800)
+    assert make_config(model="resnet20", iterations=3).training.milestones == (2,)  # one drop, not the same drop twice
     assert config.departures_from_paper()["milestones"] == ((3200, 4800), (32_000, 48_000))
-    assert make_config(model="resnet20", iterations=6300, milestones=(100,)).milestones == (100,)
+    assert make_config(model="resnet20", iterations=6300, milestones=(100,)).training.milestones == (100,)
     with pytest.raises(ConfigError, match="milestones must be increasing"):
         make_config(model="resnet20", milestones=(5, 5))
     with pytest.raises(ConfigError, match="need retrain 'rewind'"):
@@ -297,7 +297,7 @@ def test_command_line_takes_the_new_settings():
                                       "--milestones", "100,200", "--no-augment", "--no-global", "--iterations",
                                       "300", "--out", "x", "--device", "cpu"])
     config = config_from_args(args)
-    assert (config.retrain, config.milestones, config.augment, config.global_pruning) == ("finetune", (100, 200),
+    assert (config.retrain, config.training.milestones, config.training.augment, config.global_pruning) == ("finetune", (100, 200),
                                                                                           False, False)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["imp", "--milestones", "a,b", "--out", "x"])
