@@ -16,7 +16,7 @@ from lthkit.catalogue import DATASETS
 from lthkit.config import ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
 from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
-from lthkit.doctor import run_doctor
+from lthkit.course.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp
 from lthkit.results import print_arm

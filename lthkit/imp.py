@@ -50,7 +50,7 @@ from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
 from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
-from lthkit.train import TrainConfig, train, train_together
+from lthkit.train import TrainConfig, train_together
 
 CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much training
 
@@ -514,21 +514,3 @@ def load_ticket(out_dir: str | Path, r: int) -> Ticket:
                               f"but {folder.round(r - 1).name} is missing: its ticket cannot be rebuilt")
         start = Snapshot(config.get("rewind_iteration", 0), folder.load_round(r - 1)["trained"])
     return Ticket(config["model"], info.input_shape, info.num_classes, mask, start)
-
-
-def one_shot(config: ExperimentConfig, out_dir: str | Path, r: int, *, data: Splits,
-             progress: bool = True) -> tuple[Mask, ArmResult]:
-    """One-shot pruning, for comparison with IMP: prune round 0's trained dense network in a
-    single step to exactly the per-layer sizes of round ``r``'s mask, rewind, and train.
-    """
-    folder = RunFolder(out_dir)
-    target = Mask.from_state_dict(folder.load_round(r)["mask"])
-    shape, classes = data.info.input_shape, data.info.num_classes
-    dense = build_model(config.model, shape, classes)
-    dense.load_state_dict(folder.load_round(0)["trained"])
-    rates = {n: (target.size(n) - target.alive(n)) / target.size(n) for n in target}
-    mask = prune_by_magnitude(dense, Mask.ones_like(dense), rates)
-    model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(folder.rewind_point), mask)
-    run = train(model, data, config.training, mask=mask, start_iteration=config.rewind_iteration,
-                progress=progress, desc=f"one-shot to round {r}")
-    return mask, run.result

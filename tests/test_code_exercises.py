@@ -7,7 +7,7 @@ import torch
 
 from learner_solutions import prune_argsort, random_right, reinit_right, rewind_right
 
-from lthkit.exercises import verdict
+from lthkit.course.exercises import verdict
 from lthkit.models import build_model, init_weights
 
 # --- 02.prune-layer ---------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ import torch
 
 from lthkit import course
 from lthkit.config import make_config
-from lthkit.exercises import EXERCISES, check, verdict
+from lthkit.course.exercises import EXERCISES, check, verdict
 from lthkit.imp import run_imp
 from lthkit.models import build_model
-from lthkit.plots import COLORS, plot_band_vs_weights, plot_curve, plot_vs_weights
+from lthkit.course.plots import COLORS, plot_band_vs_weights, plot_curve, plot_vs_weights
 from lthkit.train import TrainConfig, train
-from lthkit.widgets import one_shot_mask, round_explorer, round_view, sparsity_explorer, sparsity_view
+from lthkit.course.widgets import one_shot_mask, round_explorer, round_view, sparsity_explorer, sparsity_view
 
 
 def settings(**changes):
@@ -125,7 +125,7 @@ def test_round_view_and_explorer(small_run):
 
 
 def test_depth_view_and_explorer_compare_runs_round_by_round(small_run, mnist_small, tmp_path):
-    from lthkit.widgets import depth_explorer, depth_view
+    from lthkit.course.widgets import depth_explorer, depth_view
 
     shorter = run_imp(make_config(rounds=1, iterations=30, eval_every=10, subset=600, device="cpu", controls=(),
                                   prune_rates={"fc": 0.5, "output": 0.5}), tmp_path, data=mnist_small, progress=False)
@@ -143,7 +143,7 @@ def test_depth_view_and_explorer_compare_runs_round_by_round(small_run, mnist_sm
 
 
 def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, trained, capsys):
-    from lthkit.widgets import one_shot_mask as osm
+    from lthkit.course.widgets import one_shot_mask as osm
 
     report = osm(trained, 0.9, "global").report()
     hardest = min(report, key=lambda n: report[n]["weights_remaining"]).removesuffix(".weight")
@@ -172,7 +172,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
     assert not verdict("01.early-stop", result.early_stop_iteration + 2 * spacing + 1, result=result).correct
     check("00.train-size", None)
     check("00.train-size", 55000)
-    assert set(right) | {"01.early-stop"} == {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.exercises"}
+    assert set(right) | {"01.early-stop"} == {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.course.exercises"}
     printed = capsys.readouterr().out
     assert "✗ not answered yet" in printed and "✓ 55000 it is." in printed
 
@@ -229,8 +229,8 @@ def test_rewinding_notebook_budgets_set_the_rewind_points_and_allow_rewinding_to
 
 
 def test_instability_view_and_explorer_judge_each_rewind_point():
-    from lthkit.plots import plot_error_along_line
-    from lthkit.widgets import instability_explorer, instability_view
+    from lthkit.course.plots import plot_error_along_line
+    from lthkit.course.widgets import instability_explorer, instability_view
 
     lines = {0: [0.10, 0.30, 0.12], 20: [0.10, 0.115, 0.11]}
     view = instability_view(lines, 0)
@@ -295,3 +295,22 @@ def test_reference_runs_are_what_make_reference_sh_makes(name, seeds):
     if config["dataset"] == "cifar10":
         assert f"--iterations {config['iterations']}" in script and config["eval_images"] == 1000
         assert f"--rewind-iteration {config['rewind_iteration']}" in script or config["model"] == "conv2"
+
+
+def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, tmp_path):
+    from lthkit.imp import load_ticket
+    from lthkit.rewind import Snapshot, rewind_to
+
+    config = make_config(dataset="mnist", model="lenet300", rounds=2, iterations=40, eval_every=20, subset=600,
+                         device="cpu", prune_rates={"fc": 0.5, "output": 0.3}, rewind_iteration=10, controls=())
+    run_imp(config, tmp_path, data=mnist_small, progress=False)
+    mask, result = course.one_shot(config, tmp_path, 2, data=mnist_small, progress=False)
+    iterative = load_ticket(tmp_path, 2).mask
+    assert all(mask.alive(n) == iterative.alive(n) for n in iterative) and mask != iterative
+    dense = torch.load(tmp_path / "round_00.pt", weights_only=True)["trained"]
+    for name, m in mask.items():  # the largest weights of the dense network, layer by layer
+        assert dense[name][m == 0].abs().max() <= dense[name][m == 1].abs().min()
+    assert result.curve[0].iteration == 10
+    ticket = rewind_to(build_model("lenet300", (1, 28, 28)), Snapshot.load(tmp_path / "rewind_point.pt"), mask)
+    assert train(ticket, mnist_small, config.training, mask=mask, start_iteration=10,
+                 progress=False).result == result

@@ -4,7 +4,8 @@ import shutil
 import pytest
 
 from conftest import SHARED
-from lthkit import course, doctor
+from lthkit import course
+from lthkit.course import doctor
 from lthkit.catalogue import archives
 from lthkit.train import resolve_device
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lthkit.exercises import (EXERCISES, Number, _layer_weights_left, _model_weights_left, in_unit, read_name,
+from lthkit.course.exercises import (EXERCISES, Number, _layer_weights_left, _model_weights_left, in_unit, read_name,
                               read_number, read_whole, said_none, verdict)
 from lthkit.results import ArmResult, CurvePoint, Results, RoundResult
 
@@ -278,7 +278,7 @@ def test_early_stop_within_one_evaluation_and_its_mistakes():
 
 def test_global_hardest_hit_accepts_the_layer_in_any_case():
     from lthkit.models import build_model
-    from lthkit.widgets import one_shot_mask
+    from lthkit.course.widgets import one_shot_mask
 
     model = build_model("lenet300", (1, 28, 28), seed=0)
     report = one_shot_mask(model, 0.9, "global").report()
@@ -316,7 +316,7 @@ def test_earliest_stable():
 
 
 def test_every_exercise_of_the_module_is_tested_here():
-    own = {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.exercises"}
+    own = {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.course.exercises"}
     tested = set(NUMERIC) | {"01.early-stop", "02.global-hardest-hit", "03.best-round", "04.first-gap",
                              "04.worse-control", "05.most-fc", "06.earliest-stable"}
     assert own == tested

@@ -250,25 +250,6 @@ def test_global_pruning_prunes_layers_at_different_rates_than_layer_wise(mnist_s
     assert pruned.max() <= kept.min()  # one threshold for the whole network
 
 
-def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, tmp_path):
-    from lthkit.imp import one_shot
-    from lthkit.rewind import rewind_to
-    from lthkit.train import train
-
-    config = small_config(rounds=2, rewind_iteration=10, controls=())
-    run_imp(config, tmp_path, data=mnist_small, progress=False)
-    mask, result = one_shot(config, tmp_path, 2, data=mnist_small, progress=False)
-    iterative = load_ticket(tmp_path, 2).mask
-    assert all(mask.alive(n) == iterative.alive(n) for n in iterative) and mask != iterative
-    dense = torch.load(tmp_path / "round_00.pt", weights_only=True)["trained"]
-    for name, m in mask.items():  # the largest weights of the dense network, layer by layer
-        assert dense[name][m == 0].abs().max() <= dense[name][m == 1].abs().min()
-    assert result.curve[0].iteration == 10
-    ticket = rewind_to(build_model("lenet300", (1, 28, 28)), Snapshot.load(tmp_path / "rewind_point.pt"), mask)
-    assert train(ticket, mnist_small, config.training, mask=mask, start_iteration=10,
-                 progress=False).result == result
-
-
 @pytest.mark.parametrize("retrain", ["lr-rewind", "finetune"])
 def test_load_ticket_of_lr_rewinding_and_fine_tuning_is_what_the_round_trained(mnist_small, tmp_path, monkeypatch,
                                                                                  retrain):

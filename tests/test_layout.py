@@ -12,33 +12,54 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lthkit"
-COURSE = {"course", "exercises", "code_exercises", "quizzes", "widgets", "plots", "doctor"}
+COURSE = "course"  # the package lthkit.course and everything in it
+COURSE_MODULES = {"course", "course.exercises", "course.code_exercises", "course.quizzes", "course.verdicts",
+                  "course.widgets", "course.plots", "course.doctor"}
 ENTRY_POINTS = {"cli", "__init__"}
 
 
 def modules() -> dict[str, set[str]]:
-    """Each lthkit module and the lthkit modules it imports, anywhere in its code."""
+    """Each lthkit module ("imp", "course", "course.plots") and the lthkit modules it imports,
+    anywhere in its code."""
+    names = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        names[path] = ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
+    known = set(names.values())
+
+    def resolve(module: str, alias: str | None = None) -> str:
+        inner = module.split(".", 1)[1] if "." in module else ""
+        if alias is not None:
+            candidate = f"{inner}.{alias}" if inner else alias
+            if candidate in known or not inner:
+                return candidate
+        return inner
+
     graph = {}
-    for path in PACKAGE.glob("*.py"):
+    for path, name in names.items():
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lthkit"):
-                parts = node.module.split(".")
-                imported |= {parts[1]} if len(parts) > 1 else {alias.name for alias in node.names}
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lthkit":
+                imported |= {resolve(node.module, a.name) for a in node.names}
             elif isinstance(node, ast.Import):
-                imported |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lthkit.")}
-        graph[path.stem] = imported - {path.stem}
+                imported |= {resolve(a.name) for a in node.names if a.name.startswith("lthkit.")}
+        graph[name] = {m for m in imported if m in known or "." in m or m == COURSE} - {name}
     return graph
 
 
+def is_course(name: str) -> bool:
+    return name == COURSE or name.startswith(COURSE + ".")
+
+
 def core() -> set[str]:
-    return set(modules()) - COURSE - ENTRY_POINTS
+    return {m for m in modules() if not is_course(m)} - ENTRY_POINTS
 
 
 def test_the_core_imports_nothing_from_the_course_helpers():
     graph = modules()
-    assert COURSE <= set(graph), "a course helper named here no longer exists: update COURSE"
-    offenders = {m: sorted(graph[m] & COURSE) for m in core() if graph[m] & COURSE}
+    assert {m for m in graph if is_course(m)} == COURSE_MODULES, "the course's helpers changed: update COURSE_MODULES"
+    assert {"data", "models", "masks", "rewind", "train", "imp", "stability", "results", "config"} <= core()
+    offenders = {m: sorted(filter(is_course, graph[m])) for m in core() if any(map(is_course, graph[m]))}
     assert offenders == {}
 
 
@@ -75,7 +96,10 @@ def test_the_core_needs_neither_matplotlib_nor_ipywidgets():
 
 def test_the_checks_would_see_a_course_import_in_the_core(tmp_path, monkeypatch):
     """The graph reads imports inside functions too: the data -> fetch cycle was hidden in one."""
-    (tmp_path / "masks.py").write_text("def f():\n    from lthkit.plots import use_style\n")
-    (tmp_path / "plots.py").write_text("import lthkit.masks\n")
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "__init__.py").write_text("")
+    (tmp_path / "masks.py").write_text("def f():\n    from lthkit.course.plots import use_style\n")
+    (tmp_path / "course" / "plots.py").write_text("import lthkit.masks\nfrom lthkit import course\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
-    assert modules() == {"masks": {"plots"}, "plots": {"masks"}}
+    assert modules() == {"masks": {"course.plots"}, "course": set(), "course.plots": {"masks", "course"}}
+    assert core() == {"masks"}

@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 
-from lthkit import plots  # noqa: E402
-from lthkit.plots import (COLORS, LABELS, MARKERS, figure_legend, plot_band_vs_weights, plot_curve,  # noqa: E402
+from lthkit.course import plots  # noqa: E402
+from lthkit.course.plots import (COLORS, LABELS, MARKERS, figure_legend, plot_band_vs_weights, plot_curve,  # noqa: E402
                           plot_error_along_line, plot_vs_weights, style, use_style, weights_axis)
 from lthkit.results import ArmResult, CurvePoint, Results, RoundResult  # noqa: E402
 
@@ -314,7 +314,7 @@ def test_the_notebooks_calls_keep_working():
 
 
 def test_the_explorers_draw():
-    from lthkit.widgets import depth_explorer, instability_explorer, round_explorer
+    from lthkit.course.widgets import depth_explorer, instability_explorer, round_explorer
 
     run = zigzag_run(4)
     explorer = round_explorer(run)

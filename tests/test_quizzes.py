@@ -6,8 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lthkit.exercises import verdict
-from lthkit.quizzes import QUIZZES, letters
+from lthkit.course.exercises import verdict
+from lthkit.course.quizzes import QUIZZES, letters
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 

@@ -20,7 +20,7 @@ students should see what *their* run prints, not the committed run's numbers, wh
 exercises about "your run". The static site (`make site`) is where the committed outputs are read.
 The saved widget state goes with the outputs it belonged to. Everything else is kept as it
 is, in order: the learning goals, the ``parameters`` cell, the ``answer = None`` and checker
-cells (the checkers compute the right answer themselves, in ``lthkit/exercises.py``).
+cells (the checkers compute the right answer themselves, in ``lthkit/course/exercises.py``).
 
 A cell that looks like a solution but lacks the tag stops the script: a forgotten tag would
 hand out an answer silently.

@@ -26,7 +26,7 @@ from lthkit import course
 from lthkit.catalogue import DATASETS, check, data_root, dataset_info
 from lthkit.data import Split, Splits
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "notebooks" / "outputs"
 PINNED = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "papermill", "tqdm")
 NEEDED_BY = {

@@ -15,7 +15,7 @@ from torch import nn
 
 from lthkit.data import Splits
 from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_globally
-from lthkit.plots import (COLORS, MARKERS, place_legend, plot_curve, plot_error_along_line, plot_vs_weights,
+from lthkit.course.plots import (COLORS, MARKERS, place_legend, plot_curve, plot_error_along_line, plot_vs_weights,
                           plot_weight_histogram, show_mask_images, style, use_style, weights_axis)
 from lthkit.results import Results
 from lthkit.rewind import Snapshot, rewind_to

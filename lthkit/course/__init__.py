@@ -65,11 +65,12 @@ BUDGETS: dict[str, dict[str, dict]] = {
     # rewind_points are the iterations the instability analysis starts its pairs of copies from.
     "06": {
         "test": {"subset": 200, "iterations": 8, "rounds": 1, "batch_size": 32, "eval_every": 4,
-                 "eval_images": 200, "rewind_iteration": 2, "rewind_points": (0, 2)},
+                 "eval_images": 200, "rewind_iteration": 2, "rewind_points": (0, 2), "bn_images": 200},
         "classroom": {"subset": None, "iterations": 300, "rounds": 1, "batch_size": None, "eval_every": 100,
-                      "eval_images": 1000, "rewind_iteration": 30, "rewind_points": (0, 30)},
+                      "eval_images": 1000, "rewind_iteration": 30, "rewind_points": (0, 30), "bn_images": 2000},
         "paper": {"subset": None, "iterations": None, "rounds": 10, "batch_size": None, "eval_every": 1000,
-                  "eval_images": None, "rewind_iteration": 2000, "rewind_points": (0, 100, 500, 2000)},
+                  "eval_images": None, "rewind_iteration": 2000, "rewind_points": (0, 100, 500, 2000),
+                  "bn_images": 45_000},
     },
 }
 
@@ -201,7 +202,7 @@ def ticket_trainer(config, data):
     return train_ticket
 
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reference"
 
 
 def reference_runs(name: str = "mnist-lenet300", folder: str | os.PathLike | None = None) -> list:
@@ -372,8 +373,9 @@ def cifar_work(notebook: str, budget: str) -> list[tuple[str, int, int, int]]:
     k, rounds = knobs["rewind_iteration"], knobs["rounds"]
     points = sorted({p for p in knobs["rewind_points"] if p < its} | {0, k})
     jobs.append(job("resnet20", 1, max(1, *points)))
-    for p in points:  # two copies, then the test error at 11 networks along the line between them
-        jobs += [job("resnet20", 1, its - p)] * 2 + [("resnet20", 1, 0, 11 * min(n or 10000, 10000))]
+    line = 11 * (min(n or 10000, 10000) + knobs["bn_images"])  # each point: its batch-norm statistics, its error
+    for p in points:  # two copies, then the 11 networks along the line between them
+        jobs += [job("resnet20", 1, its - p)] * 2 + [("resnet20", 1, 0, line)]
     jobs.append(job("resnet20", 1, its))
     jobs += [job("resnet20", 2, its - k)] * rounds  # weight rewinding to k, beside the reinit control
     if k:
@@ -393,3 +395,26 @@ def predict_cifar_minutes(speed: dict[str, dict[str, float]], budget: str = "cla
             total += its * (s["per_iteration"] + (arms - 1) * s["per_extra_arm"]) + arms * images * s["per_image"]
         out[nb] = total / 60
     return out
+
+
+def one_shot(config, out_dir: str | Path, r: int, *, data, progress: bool = True):
+    """One-shot pruning, for comparison with IMP: prune round 0's trained dense network in a
+    single step to exactly the per-layer sizes of round ``r``'s mask, rewind, and train.
+    """
+    from lthkit.masks import Mask, prune_by_magnitude
+    from lthkit.models import build_model
+    from lthkit.rewind import Snapshot, rewind_to
+    from lthkit.run_folder import RunFolder
+    from lthkit.train import train
+
+    folder = RunFolder(out_dir)
+    target = Mask.from_state_dict(folder.load_round(r)["mask"])
+    shape, classes = data.info.input_shape, data.info.num_classes
+    dense = build_model(config.model, shape, classes)
+    dense.load_state_dict(folder.load_round(0)["trained"])
+    rates = {n: (target.size(n) - target.alive(n)) / target.size(n) for n in target}
+    mask = prune_by_magnitude(dense, Mask.ones_like(dense), rates)
+    model = rewind_to(build_model(config.model, shape, classes), Snapshot.load(folder.rewind_point), mask)
+    run = train(model, data, config.training, mask=mask, start_iteration=config.rewind_iteration,
+                progress=progress, desc=f"one-shot to round {r}")
+    return mask, run.result

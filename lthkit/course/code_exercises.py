@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lthkit.verdicts import Verdict, exercise
+from lthkit.course.verdicts import Verdict, exercise
 from lthkit.masks import Mask, count_to_prune, layer_rates, prune_by_magnitude
 from lthkit.models import build_model
 from lthkit.rewind import rewind_to

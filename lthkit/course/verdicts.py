@@ -1,7 +1,7 @@
 """What every checker of the course returns, and the registry ``check("NN.name", ...)`` looks in.
 
-The typed answers (``lthkit.exercises``), the learner's code (``lthkit.code_exercises``) and the
-quizzes (``lthkit.quizzes``) each register their checkers here, so that none of them imports
+The typed answers (``lthkit.course.exercises``), the learner's code (``lthkit.course.code_exercises``) and the
+quizzes (``lthkit.course.quizzes``) each register their checkers here, so that none of them imports
 another.
 """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lthkit.verdicts import Verdict, exercise
+from lthkit.course.verdicts import Verdict, exercise
 
 
 @dataclass(frozen=True)

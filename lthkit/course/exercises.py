@@ -25,9 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lthkit import code_exercises, quizzes  # noqa: F401  (importing them registers their exercises)
+from lthkit.course import code_exercises, quizzes  # noqa: F401  (importing them registers their exercises)
 from lthkit.data import dataset_info, iterations_per_epoch
-from lthkit.verdicts import EXERCISES, Verdict, exercise
+from lthkit.course.verdicts import EXERCISES, Verdict, exercise
 
 
 def verdict(name: str, answer, **context) -> Verdict:
@@ -362,7 +362,7 @@ def _fc1_after_rounds(answer) -> Verdict:
 
 @exercise("02.global-hardest-hit")
 def _global_hardest_hit(answer, *, model) -> Verdict:
-    from lthkit.widgets import one_shot_mask
+    from lthkit.course.widgets import one_shot_mask
 
     report = one_shot_mask(model, 0.9, "global").report()
     kept = {read_name(n): row["weights_remaining"] for n, row in report.items()}
