@@ -18,7 +18,7 @@ from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
 from lthkit.course.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
-from lthkit.imp import run_imp
+from lthkit.imp import run_imp, ticket_costs
 from lthkit.results import print_arm
 
 
@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
                           progress=not args.quiet, on_arm=print_arm, dense_from=getattr(args, "dense_from", None))
         if args.command == "imp":
             print(results.table())
+            costs = ticket_costs(args.out)
+            print("cost of each ticket: " + ", ".join(
+                f"round {r} {c['trainings']} training{'s' if c['trainings'] > 1 else ''} {c['seconds']:.0f} s"
+                for r, c in costs.items()))
     except (ConfigError, DataMissingError) as err:
         parser.exit(2, f"lthkit: error: {err}\n")
     print(f"results in {args.out / 'results.json'}")

@@ -21,11 +21,14 @@ from lthkit.catalogue import DATASETS, dataset_info
 from lthkit.data import iterations_per_epoch
 from lthkit.masks import check_rate
 from lthkit.models import MODELS, model_spec
+from lthkit.prune_at_init import SCORES, STEPS
 from lthkit.settings import ConfigError, choice, flag, number, option, whole
 from lthkit.train import TrainConfig, resolve_device
 
-CONTROLS = ("reinit", "random")
+CONTROLS = ("reinit", "random")  # the default controls; "inverted" needs a score at initialisation
+ALL_CONTROLS = CONTROLS + ("inverted",)
 RETRAIN = ("rewind", "lr-rewind", "finetune")
+METHODS = ("imp",) + tuple(SCORES)  # how a round's mask is found: IMP, or a score at initialisation
 KINDS = ("conv", "fc", "output")
 
 
@@ -82,8 +85,21 @@ class ExperimentConfig:
         "ticket), lr-rewind (trained weights, schedule from --rewind-iteration) or finetune (trained "
         "weights at the final learning rate); default: rewind", choices=RETRAIN, imp_only=True))
     controls: tuple[str, ...] = field(default=CONTROLS, metadata=option(
-        "comma-separated controls to train each round: reinit, random, or '' (default: reinit,random)",
+        "comma-separated controls to train each round: reinit (the mask on fresh weights), random (as many "
+        "weights per layer at random places), inverted (a score's lowest weights kept instead of its "
+        "highest; --method other than imp), or '' (default: reinit,random)",
         parse=parse_controls, imp_only=True))
+    method: str = field(default="imp", metadata=option(
+        "how each round's mask is found: imp (train, prune the smallest weights, rewind: the lottery "
+        "ticket), or before any training, by a score of the initial weights pruned in one go to the "
+        "sparsity IMP reaches that round (per layer, or in total with --global): magnitude, snip (Lee "
+        "et al. 2019), grasp (Wang et al. 2020), synflow (Tanaka et al. 2020); default: imp",
+        choices=METHODS, imp_only=True))
+    score_images: int = field(default=100, metadata=option(
+        "training images SNIP and GraSP score the weights on (default: 100, as Lee et al.)", imp_only=True))
+    score_steps: int = field(default=1, metadata=option(
+        "steps of the exponential schedule a score prunes in, rescoring each time (default: 100 for "
+        "synflow, as Tanaka et al.; 1, one shot, for the others)", imp_only=True))
     seed: int = field(default=0, metadata=option(
         "seed of initialisation, data order and controls (default: 0)"))
     subset: int | None = field(default=None, metadata=option(
@@ -132,15 +148,26 @@ class ExperimentConfig:
                 f"iterations): rewind to an earlier iteration, or train for longer")
         choice("retrain", self.retrain, RETRAIN)
         controls = tuple(self.controls) if isinstance(self.controls, (tuple, list)) else None
-        bad = [c for c in controls or () if c not in CONTROLS]
+        bad = [c for c in controls or () if c not in ALL_CONTROLS]
         if controls is None or bad:
-            raise ConfigError(f"unknown controls {bad or self.controls!r}: choose from {', '.join(CONTROLS)} (or none)")
+            raise ConfigError(f"unknown controls {bad or self.controls!r}: choose from {', '.join(ALL_CONTROLS)} "
+                              f"(or none)")
         if len(set(controls)) != len(controls):
             raise ConfigError(f"controls {list(controls)} name one twice")
         if controls and self.retrain != "rewind":
             raise ConfigError(f"the controls ask whether the rewound weights matter, so they need retrain 'rewind', "
                               f"not {self.retrain!r}: pass controls=() (--controls '') with {self.retrain}")
         set_(self, "controls", controls)
+        at_init = choice("method", self.method, METHODS) != "imp"
+        whole("score_images", self.score_images)
+        whole("score_steps", self.score_steps)
+        if "inverted" in controls and not at_init:
+            raise ConfigError("the inverted control keeps a score's lowest weights, so it needs a score at "
+                              "initialisation: give --method magnitude, snip, grasp or synflow, or drop inverted")
+        if at_init and (self.rewind_iteration != 0 or self.retrain != "rewind"):
+            raise ConfigError(f"method {self.method} prunes at initialisation and trains from there: give "
+                              f"rewind_iteration 0 and retrain 'rewind', not {self.rewind_iteration} and "
+                              f"{self.retrain!r}")
         if not isinstance(self.device, str):
             raise ConfigError(f"device must be a name such as cpu or cuda, got {self.device!r}")
 
@@ -173,7 +200,8 @@ class ExperimentConfig:
         return {k: (v, paper[k]) for k, v in ours.items() if k not in skip and v != paper[k]}
 
 
-RUN_SETTINGS = ("rounds", "controls", "seed", "device", "epochs")  # what a run is, not how it trains
+RUN_SETTINGS = ("rounds", "controls", "seed", "device", "epochs",  # what a run is, not how it trains
+                "score_images", "score_steps")  # and what only a method the paper did not have uses
 
 
 def setting_fields() -> tuple[Field, ...]:
@@ -257,6 +285,8 @@ def make_config(**settings) -> ExperimentConfig:
     if isinstance(s["controls"], str):
         s["controls"] = parse_controls(s["controls"])
     s["prune_rates"] = _prune_rates(s["prune_rates"], model, s["global_pruning"])
+    if "score_steps" not in settings:
+        s["score_steps"] = STEPS.get(s["method"], 1)
     s["device"] = _device(settings.get("device", "auto"))
     train_names = {f.name for f in fields(TrainConfig)}
     data_seed = s["seed"] if _is_int(s["seed"]) else 0  # a wrong seed is reported as the seed's, below

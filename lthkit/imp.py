@@ -32,6 +32,7 @@ each is written atomically, and a run holds the folder's lock, so a second run o
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -44,8 +45,9 @@ import torch
 
 from lthkit.config import ConfigError, ExperimentConfig, setting_names
 from lthkit.data import Splits, dataset_info, load_dataset
-from lthkit.masks import Mask, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
+from lthkit.masks import Mask, count_to_prune, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
 from lthkit.models import build_model, prunable_layers
+from lthkit.prune_at_init import SCORES, collapsed_layers, prune_at_init
 from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
 from lthkit.run_folder import RunFolder
@@ -62,7 +64,10 @@ class Rules:
     - ``prune_layer(weights, mask, rate) -> mask``: one layer's magnitude pruning;
     - ``rewind(model, initial, mask) -> model``: the ticket, the ``initial`` state dict under the mask;
     - ``reinit(model, mask, seed) -> model``: the same mask on fresh weights drawn from ``seed``;
-    - ``random_mask(mask, generator) -> mask``: as many weights per layer, at random positions.
+    - ``random_mask(mask, generator) -> mask``: as many weights per layer, at random positions;
+    - ``score(model, ..., mask=mask) -> {name: scores}``: the score of a run pruning at
+      initialisation, called as the method's own is (SNIP's: ``score(model, images, labels, mask=mask)``;
+      notebook 07 has the learner write it).
 
     Masks are dicts of 0/1 tensors (a ``Mask`` is one). ``run_imp`` checks what each rule
     returns every round, so a broken rule stops the run with its name instead of a wrong curve.
@@ -72,6 +77,7 @@ class Rules:
     rewind: Callable = rewind_to
     reinit: Callable = reinitialize
     random_mask: Callable = random_mask_like
+    score: Callable | None = None
 
     def describe(self) -> dict[str, str]:
         """The rules that are not lthkit's, each named with a fingerprint of its code: a run
@@ -176,7 +182,8 @@ def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bo
 # What only the rounds after the dense one use; every other setting shapes round 0, so a setting
 # added to ExperimentConfig is counted as shaping it unless it is named here. ``epochs`` is
 # ``iterations`` restated, and ``rewind_iteration`` matters to round 0 only when it is not 0.
-AFTER_ROUND_0 = ("rounds", "prune_rates", "global_pruning", "retrain", "controls")
+AFTER_ROUND_0 = ("rounds", "prune_rates", "global_pruning", "retrain", "controls", "method", "score_images",
+                 "score_steps")
 ROUND_0_SETTINGS = tuple(name for name in setting_names() if name not in AFTER_ROUND_0 + ("epochs", "rewind_iteration"))
 
 
@@ -202,6 +209,26 @@ def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmRes
     trained = run.load_round(0)["trained"]
     point = Snapshot.load(run.rewind_point) if config.rewind_iteration else None
     return saved.rounds[0].arms["ticket"], trained, point
+
+
+def density_of_round(config: ExperimentConfig, model: torch.nn.Module, r: int) -> float | dict[str, float]:
+    """The fraction of weights IMP keeps after ``r`` rounds: in each layer (layer-wise pruning,
+    each round removing its kind's rate of the layer's alive weights) or in total (global
+    pruning), counted as ``count_to_prune`` counts, so a mask pruned at initialisation to it has
+    exactly as many weights as IMP's ticket of round ``r``, per layer or in total."""
+    sizes = {n: p.numel() for n, p in model.named_parameters() if n in prunable_layers(model)}
+
+    def alive(size: int, rate: float) -> int:
+        left = size
+        for _ in range(r):
+            left -= count_to_prune(rate, left)
+        return left
+
+    if config.global_pruning:
+        total = sum(sizes.values())
+        return alive(total, next(iter(config.prune_rates.values()))) / total
+    kinds = prunable_layers(model)
+    return {n: alive(size, config.prune_rates[kinds[n]]) / size for n, size in sizes.items()}
 
 
 def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, rule: Callable = prune_layer) -> Mask:
@@ -299,7 +326,8 @@ def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits
     mask, trained = Mask.ones_like(run.fresh()), None
     for r in range(config.rounds + 1):
         if r > 0:
-            mask = next_mask(config, trained, mask, rules.prune_layer)
+            mask = next_mask(config, trained, mask, rules.prune_layer) if config.method == "imp" else \
+                run.mask_at_init(r)
         if r == 0 and dense_from is not None and not run.saved(0):
             trained = run.take_dense_round(dense_from, mask)
             continue
@@ -307,6 +335,8 @@ def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits
         arms.update(run.controls_to_train(r, mask))
         if arms:
             run.train_round(r, arms)
+        if config.method == "imp" and run.collapsed(r):
+            break  # IMP prunes this ticket further: every later round would be collapsed too
     if folder:
         folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
     return results
@@ -358,25 +388,76 @@ class _Run:
         return Snapshot.load(folder.rewind_point) if folder and folder.rewind_point.exists() else None
 
     def finished(self, r: int, arm: str = "ticket") -> bool:
+        """Whether ``arm`` of round ``r`` is done: trained, or found collapsed and not trained."""
         rounds = self.results.rounds
-        return r < len(rounds) and arm in rounds[r].arms
+        return r < len(rounds) and (arm in rounds[r].arms or arm in rounds[r].collapsed)
+
+    def collapsed(self, r: int, arm: str = "ticket") -> bool:
+        rounds = self.results.rounds
+        return r < len(rounds) and arm in rounds[r].collapsed
 
     def saved(self, r: int) -> bool:
         """Whether round ``r``'s ticket is trained and its weights on disk."""
         return self.finished(r) and self.folder is not None and self.folder.round(r).exists()
 
     def record(self, r: int, mask: Mask, arm: str, result: ArmResult, seconds: float) -> None:
+        self._round(r, mask).arms[arm] = result
+        self.timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
+        self._write()
+        if self.on_arm:
+            self.on_arm(r, arm, result, seconds)
+
+    def record_collapse(self, r: int, mask: Mask, arm: str, layers: list[str]) -> None:
+        """An arm whose mask left a layer empty is reported, never trained: its output cannot
+        depend on its input."""
+        self._round(r, mask).collapsed[arm] = layers
+        self._write()
+        if self.on_arm:
+            print(f"round {r:2d} {arm:7s} not trained: layer collapse, {', '.join(layers)} kept no weight", flush=True)
+
+    def _round(self, r: int, mask: Mask) -> RoundResult:
         rounds = self.results.rounds
         while len(rounds) <= r:
             rounds.append(RoundResult(len(rounds), mask.weights_remaining(),
                                       {n: v["weights_remaining"] for n, v in mask.report().items()}))
-        rounds[r].arms[arm] = result
-        self.timings.setdefault(f"round_{r:02d}", {})[arm] = round(seconds, 3)
+        return rounds[r]
+
+    def _write(self) -> None:
         if self.folder:
             self.folder.write_json(self.folder.results, self.results.to_dict())
             self.folder.write_json(self.folder.timings, self.timings)
-        if self.on_arm:
-            self.on_arm(r, arm, result, seconds)
+
+    def scores(self) -> Callable:
+        """The run's score at initialisation (the learner's ``Rules.score`` when given), with what
+        it needs bound: a seeded batch of ``score_images`` training images for SNIP and GraSP, the
+        input's shape for SynFlow."""
+        method = self.config.method
+        score = self.rules.score or SCORES[method]
+        if method in ("snip", "grasp"):
+            train = self.data.train
+            picked = torch.randperm(len(train), generator=generator("score-images", self.config.seed))
+            picked = picked[:self.config.score_images].to(train.x.device)
+            return functools.partial(score, images=train.x[picked], labels=train.y[picked])
+        if method == "synflow":
+            return functools.partial(score, input_shape=self.data.info.input_shape)
+        return score
+
+    def mask_at_init(self, r: int, *, invert: bool = False) -> Mask:
+        """Round ``r``'s mask found before training: the method's score of the initial weights,
+        pruned to the sparsity IMP reaches in round ``r`` (per layer, or in total with global
+        pruning); its time is recorded in timings.json as the round's ``scoring``."""
+        model, start = self.fresh(), time.perf_counter()
+        density = density_of_round(self.config, model, r)
+        try:
+            mask = prune_at_init(model, self.scores(), density, scope="layerwise" if isinstance(density, dict)
+                                 else "global", steps=self.config.score_steps, invert=invert)
+        except ValueError as err:
+            if self.rules.score is None:
+                raise
+            raise RuleError(f"your score: {err}") from None
+        key = "scoring_inverted" if invert else "scoring"
+        self.timings.setdefault(f"round_{r:02d}", {})[key] = round(time.perf_counter() - start, 3)
+        return mask
 
     def take_dense_round(self, dense_from: str | Path, mask: Mask) -> torch.nn.Module:
         """Round 0 from another run's folder (``dense_round_of``), recorded as this run's."""
@@ -402,6 +483,8 @@ class _Run:
             saved = self.fresh()
             saved.load_state_dict(self.folder.load_round(r)["trained"])
             return saved, {}
+        if self.collapsed(r):
+            return None, {}
         if r == 0:
             ticket = self.fresh()
         elif self.config.retrain == "rewind":
@@ -425,7 +508,8 @@ class _Run:
         arms = {}
         for arm in arms_of_round(self.config, r)[1:]:
             if not self.finished(r, arm):
-                arms[arm] = self.reinit(r, mask) if arm == "reinit" else self.random(r, mask)
+                arms[arm] = (self.reinit(r, mask) if arm == "reinit" else self.random(r, mask) if arm == "random"
+                             else self.inverted(r))
         return arms
 
     def reinit(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
@@ -442,6 +526,11 @@ class _Run:
             arm_mask = _checked_mask("random_mask", random_mask(_copy(mask), g), mask, same_counts=True)
         return self.rewound(self.fresh(), arm_mask), arm_mask
 
+    def inverted(self, r: int) -> tuple[torch.nn.Module, Mask]:
+        """Frankle et al. (2021)'s inversion: the score's lowest weights kept instead of its highest."""
+        mask = self.mask_at_init(r, invert=True)
+        return self.rewound(self.fresh(), mask), mask
+
     def training(self, r: int) -> TrainConfig:
         """Round 0 and rewinding train as configured; fine-tuning goes on at the final learning rate."""
         tc = self.config.training
@@ -452,6 +541,12 @@ class _Run:
     def train_round(self, r: int, arms: dict[str, tuple[torch.nn.Module, Mask]]) -> None:
         """Train the arms side by side (from the killed run's checkpoint, when it is this round's),
         checkpointing as they go; save the ticket and the rewind point; record each arm."""
+        for arm, (_, mask) in list(arms.items()):
+            if collapsed_layers(mask):
+                self.record_collapse(r, mask, arm, collapsed_layers(mask))
+                del arms[arm]
+        if not arms:
+            return
         k, folder, names = self.config.rewind_iteration, self.folder, list(arms)
         before, resume_from, saved = 0.0, None, self.checkpointed
         if saved is not None and saved["round"] == r and saved["arms"] == names:
@@ -480,6 +575,26 @@ class _Run:
             self.record(r, mask, arm, run.result, seconds)
         if folder:
             folder.remove_checkpoint()
+
+
+def ticket_costs(out_dir: str | Path) -> dict[int, dict[str, float]]:
+    """What each trained ticket of a saved run cost to find and train, by round: ``trainings``
+    (IMP: every round up to it, the dense round 0 included; a score at initialisation: the
+    ticket's own) and ``seconds`` of wall time (those trainings' shares of their rounds, and
+    the scoring), from results.json and timings.json."""
+    folder = RunFolder(out_dir)
+    results = Results.load(folder.results)
+    timings = folder.read_json(folder.timings) or {}
+    at_init = results.config.get("method", "imp") != "imp"
+    costs, spent = {}, 0.0
+    for rnd in results.rounds:
+        times = timings.get(f"round_{rnd.round:02d}", {})
+        spent += times.get("ticket", 0.0)
+        if "ticket" in rnd.arms:
+            trainings = 1 if at_init else rnd.round + 1
+            seconds = times.get("ticket", 0.0) + times.get("scoring", 0.0) if at_init else spent
+            costs[rnd.round] = {"trainings": trainings, "seconds": round(seconds, 3)}
+    return costs
 
 
 def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:

@@ -144,7 +144,8 @@ def synflow_scores(model: nn.Module, input_shape: tuple[int, ...], *, mask: Mask
     return {name: (w * g).abs().detach() for (name, w), g in zip(weights.items(), grads)}
 
 
-def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.Tensor]], density: float, *,
+def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.Tensor]],
+                  density: float | Mapping[str, float], *,
                   mask: Mask | None = None, scope: str = "global", steps: int = 1,
                   invert: bool = False) -> Mask:
     """A mask keeping the ``density`` highest-scoring prunable weights; ``model`` is unchanged.
@@ -152,7 +153,8 @@ def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.
     ``density`` is the fraction of prunable weights kept, what ``Mask.weights_remaining()``
     reports afterwards: 0.01 keeps 1% (99% sparsity). ``scope="global"`` keeps exactly
     ``round(density * total)`` weights wherever they score highest; ``"layerwise"`` keeps
-    ``round(density * size)`` in each layer. Rounding is halves up and ties are broken by
+    ``round(density * size)`` in each layer, ``density`` being one number for every layer or
+    one per layer (``{weight name: density}``, such as the per-layer sparsities IMP reaches). Rounding is halves up and ties are broken by
     position (as in ``lthkit.masks``), so the counts are exact.
 
     With ``steps > 1`` the mask shrinks on an exponential schedule, keeping a fraction
@@ -164,10 +166,17 @@ def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.
 
     The result may have collapsed layers; see ``collapsed_layers`` and ``check_no_collapse``.
     """
-    density = _check_density(density)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}: give 'global' (one ranking across all layers) "
                          f"or 'layerwise' (the same density in every layer)")
+    per_layer = isinstance(density, Mapping)
+    if per_layer:
+        if scope != "layerwise" or set(density) != set(prunable_layers(model)):
+            raise ValueError(f"a density per layer needs scope='layerwise' and one density for each of "
+                             f"{list(prunable_layers(model))}, got scope {scope!r} and {sorted(density)}")
+        density = {name: _check_density(d) for name, d in density.items()}
+    else:
+        density = _check_density(density)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps {steps!r} must be a whole number of at least 1: 1 prunes in one shot, "
                          f"SynFlow uses 100")
@@ -176,12 +185,12 @@ def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.
     sizes = [sum(mask.size(n) for n in group) for group in groups]
     schedules = []
     for group, size in zip(groups, sizes):
-        alive = sum(mask.alive(n) for n in group)
-        if _keep_count(density, size) > alive:
+        alive, target = sum(mask.alive(n) for n in group), density[group[0]] if per_layer else density
+        if _keep_count(target, size) > alive:
             where = "the mask" if scope == "global" else group[0]
-            raise ValueError(f"{where} keeps {alive} of {size} weights already, fewer than density {density} "
+            raise ValueError(f"{where} keeps {alive} of {size} weights already, fewer than density {target} "
                              f"asks for: give a density of at most {alive / size}")
-        schedules.append(_schedule(alive / size, density, steps))
+        schedules.append(_schedule(alive / size, target, steps))
     for step in range(steps):
         scores = _check_scores(scores_fn(model, mask=mask), mask)
         if invert:
@@ -191,6 +200,12 @@ def prune_at_init(model: nn.Module, scores_fn: Callable[..., Mapping[str, torch.
             kept.update(_keep_highest(scores, mask, group, _keep_count(schedule[step], size)))
         mask = Mask(kept)
     return mask
+
+
+SCORES: dict[str, Callable[..., Scores]] = {
+    "magnitude": magnitude_scores, "snip": snip_scores, "grasp": grasp_scores, "synflow": synflow_scores,
+}
+STEPS = {"synflow": 100}  # Tanaka et al.'s iterative schedule; the others prune in one shot
 
 
 class LayerCollapse(ValueError):

@@ -49,15 +49,25 @@ class ArmResult:
 
 @dataclass
 class RoundResult:
+    """One mask and the arms trained with it. ``collapsed`` names each arm whose mask left a
+    layer with no weight (arm -> those layers): such an arm is reported, not trained."""
+
     round: int
     weights_remaining: float
     layer_weights_remaining: dict[str, float]
     arms: dict[str, ArmResult] = field(default_factory=dict)
+    collapsed: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RoundResult":
         return cls(d["round"], d["weights_remaining"], d["layer_weights_remaining"],
-                   {k: ArmResult.from_dict(v) for k, v in d["arms"].items()})
+                   {k: ArmResult.from_dict(v) for k, v in d["arms"].items()}, d.get("collapsed", {}))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if not self.collapsed:  # most runs never collapse: their files keep the shape they always had
+            del d["collapsed"]
+        return d
 
 
 @dataclass
@@ -68,7 +78,7 @@ class Results:
     rounds: list[RoundResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"config": self.config, "rounds": [asdict(r) for r in self.rounds]}
+        return {"config": self.config, "rounds": [r.to_dict() for r in self.rounds]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Results":
@@ -84,7 +94,7 @@ class Results:
     def arms(self) -> list[str]:
         seen: list[str] = []
         for r in self.rounds:
-            seen += [a for a in r.arms if a not in seen]
+            seen += [a for a in [*r.arms, *r.collapsed] if a not in seen]
         return seen
 
     def series(self, arm: str, key: str) -> tuple[list[float], list[float]]:
@@ -106,6 +116,8 @@ class Results:
             for a in arms:
                 if a in r.arms:
                     cells.append(f"{r.arms[a].early_stop_test_accuracy:>11.4f} {r.arms[a].early_stop_iteration:>10d}")
+                elif a in r.collapsed:
+                    cells.append(f"{'collapsed':>11} {'-':>10}")
                 else:
                     cells.append(f"{'-':>11} {'-':>10}")
             lines.append(f"{r.round:>5} {r.weights_remaining:>7.2%} " + " ".join(cells))
