@@ -40,3 +40,15 @@ def random_right(mask, generator):
         flat[torch.randperm(m.numel(), generator=generator)[: int(m.sum())]] = 1
         out[name] = flat.view_as(m)
     return out
+
+
+def snip_right(model, images, labels, mask):
+    """SNIP's |g * w| as a learner writes it: masked copies of the weights, torch.autograd.grad."""
+    weights = {name: model.get_parameter(name).detach() * m for name, m in mask.items()}
+    for w in weights.values():
+        w.requires_grad_()
+    params = {**{n: p.detach() for n, p in model.named_parameters()}, **weights}
+    logits = torch.func.functional_call(model, params, (images,))
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    grads = torch.autograd.grad(loss, list(weights.values()))
+    return {name: (g * w).abs().detach() for (name, w), g in zip(weights.items(), grads)}

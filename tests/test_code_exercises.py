@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from learner_solutions import prune_argsort, random_right, reinit_right, rewind_right
+from learner_solutions import prune_argsort, random_right, reinit_right, rewind_right, snip_right
 
 from lthkit.course.exercises import verdict
 from lthkit.models import build_model, init_weights
@@ -366,3 +366,54 @@ def test_each_random_mask_mistake_is_refused_by_name(fn, named):
     v = verdict("04.random-mask", fn)
     assert not v.correct
     assert named in v.message, v.message
+
+
+# --- 07.snip-score ----------------------------------------------------------------------------------
+
+
+def snip_backward_summed(model, images, labels, mask):
+    """Another correct way: a deep copy with the mask applied, the summed loss, .backward()."""
+    import copy
+
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, m in mask.items():
+            net.get_parameter(name).mul_(m)
+    torch.nn.functional.cross_entropy(net(images), labels, reduction="sum").backward()
+    return {name: (net.get_parameter(name).grad * net.get_parameter(name)).abs().detach() for name in mask}
+
+
+def snip_mistake(kind):
+    def score(model, images, labels, mask):
+        weights = {n: model.get_parameter(n).detach() * (m if kind != "unmasked" else 1) for n, m in mask.items()}
+        for w in weights.values():
+            w.requires_grad_()
+        params = {**{n: p.detach() for n, p in model.named_parameters()}, **weights}
+        loss = torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (images,)), labels)
+        grads = dict(zip(weights, torch.autograd.grad(loss, list(weights.values()))))
+        if kind == "in place":
+            with torch.no_grad():
+                for n, m in mask.items():
+                    model.get_parameter(n).mul_(m)
+        if kind == "biases":
+            return {n: p.detach().abs() for n, p in model.named_parameters()}
+        return {n: {"signed": grads[n] * weights[n], "gradient": grads[n].abs(), "magnitude": weights[n].abs(),
+                    "unmasked": (grads[n] * weights[n] * mask[n]).abs(), "in place": (grads[n] * weights[n]).abs(),
+                    "squared": (grads[n] * weights[n]) ** 2}[kind].detach() for n in mask}
+    return score
+
+
+@pytest.mark.parametrize("fn", [snip_right, snip_backward_summed])
+def test_a_correct_snip_score_passes(fn, mnist_small):
+    assert verdict("07.snip-score", fn, data=mnist_small).correct
+    assert verdict("07.snip-score", fn).correct  # on random images when no data is given
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("signed", "with their signs"), ("gradient", "|g| alone"), ("magnitude", "magnitude pruning at initialisation"),
+    ("unmasked", "forward pass used the pruned weights"), ("in place", "the model's weights changed"),
+    ("biases", "biases are not pruned"), ("squared", "not proportional to |g * w|"),
+])
+def test_each_snip_mistake_is_refused_by_name(kind, named, mnist_small):
+    result = verdict("07.snip-score", snip_mistake(kind), data=mnist_small)
+    assert not result.correct and named in result.message, result.message

@@ -274,7 +274,8 @@ def test_notebook_runs_live_in_one_folder_per_run_budget_and_seed(tmp_path):
 
 
 REFERENCES = {"mnist-lenet300": [0, 1, 2], "cifar10-conv2": [0, 1, 2], "cifar10-resnet20-k30": [1, 2],
-              "cifar10-resnet20-k0": [1, 2]}
+              "cifar10-resnet20-k0": [1, 2],
+              **{f"mnist-at-init-{method}": [0, 1, 2] for method in ("imp", "magnitude", "snip", "grasp", "synflow")}}
 
 
 @pytest.mark.parametrize("name, seeds", REFERENCES.items())
@@ -292,6 +293,9 @@ def test_reference_runs_are_what_make_reference_sh_makes(name, seeds):
     assert f"--model {config['model']}" in script and f"--rounds {config['rounds']}" in script
     assert f"--dataset {config['dataset']}" in script
     assert all(len(run.rounds) == config["rounds"] + 1 for run in runs)
+    if "at-init" in name:  # notebook 07's classroom budget, each method named, IMP's dense round shared
+        assert config["method"] == name.rsplit("-", 1)[1] and config["iterations"] == 1834
+        assert (config["global_pruning"], config["prune_rates"]["fc"]) == (config["method"] != "imp", 0.4)
     if config["dataset"] == "cifar10":
         assert f"--iterations {config['iterations']}" in script and config["eval_images"] == 1000
         assert f"--rewind-iteration {config['rewind_iteration']}" in script or config["model"] == "conv2"

@@ -610,3 +610,33 @@ def _earliest_stable(answer, *, lines) -> Verdict:
     return Verdict(False, f"from iteration {value} the error rises {100 * instability(lines[value]):.1f} points "
                           "along the line, more than 2: not stable. Look at each rewind point's instability "
                           f"({', '.join(str(k) for k in points)}); the earliest one at most 2 points is the answer.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07
+
+@exercise("07.imp-trainings")
+def _imp_trainings(answer) -> Verdict:
+    from lthkit.masks import count_to_prune
+    from lthkit.models import build_model
+
+    size = build_model("lenet300", (1, 28, 28)).fc1.weight.numel()
+    alive, rounds = size, 0
+    while alive > 0.02 * size:
+        alive -= count_to_prune(0.2, alive)
+        rounds += 1
+    given = read_whole(answer)
+    if given is None:
+        return Verdict(False, f"give a whole number of trainings, not {answer!r}.")
+    if given == rounds + 1:
+        return Verdict(True, f"{rounds + 1}: the dense training and {rounds} rounds, the last training the "
+                             f"ticket's own ({alive:,} of fc1's {size:,} weights left, {alive / size:.2%}).")
+    if given == rounds:
+        return Verdict(False, f"{rounds} is the number of pruning rounds: the dense network is trained once "
+                              "before the first, so add it.")
+    if given == rounds - 1:
+        kept = 0.8 ** (rounds - 1)
+        return Verdict(False, f"after {rounds - 1} rounds fc1 still keeps {kept:.2%} of its weights, above 2%: "
+                              "one more round is needed, and then count the trainings, the dense one included.")
+    return Verdict(False, "each round keeps 80% of fc1's surviving weights: find the first round r where "
+                          "0.8 ** r is at most 0.02, then count the trainings, the dense one and each round's.")

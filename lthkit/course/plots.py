@@ -64,6 +64,12 @@ _STYLES = {  # arm: (colour, marker); no two arms share both
     "conv2": (OKABE_ITO["sky blue"], "o"),
     "conv4": (OKABE_ITO["orange"], "s"),
     "conv6": (OKABE_ITO["reddish purple"], "^"),
+    # notebook 07: masks found at initialisation (IMP's ticket is "ticket"), and the inverted check
+    "magnitude": (OKABE_ITO["black"], "v"),
+    "snip": (OKABE_ITO["orange"], "v"),
+    "grasp": (OKABE_ITO["reddish purple"], "P"),
+    "synflow": (OKABE_ITO["sky blue"], "s"),
+    "inverted": (OKABE_ITO["vermillion"], "v"),
 }
 COLORS = {arm: color for arm, (color, _) in _STYLES.items()}
 MARKERS = {arm: marker for arm, (_, marker) in _STYLES.items()}
@@ -71,7 +77,9 @@ LABELS = {"ticket": "winning ticket (rewound)", "reinit": "same mask, random re-
           "random": "random mask", "dense": "dense network", "one-shot": "one-shot pruning, rewound",
           "reference": "reference runs", "rewind-0": "winning ticket, rewound to iteration 0",
           "lr-rewind": "learning-rate rewinding", "finetune": "fine-tuning",
-          "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
+          "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
+          "magnitude": "magnitude at initialisation", "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow",
+          "inverted": "scores inverted"}
 CURVE_STYLES = {"train_loss": ("--", "v"), "val_loss": ("-", "o"), "val_accuracy": ("-.", "s"),
                 "test_accuracy": ("-", "o")}
 """Line style and marker of each learning-curve quantity, so that two drawn together differ without colour."""
@@ -340,7 +348,8 @@ def weights_axis(ax: Axes, smallest: float | None = None) -> Axes:
 def plot_vs_weights(results: Results, key: str = "early_stop_test_accuracy", ax: Axes | None = None,
                     arms: Sequence[str] | None = None, alpha: float = 1.0, label_suffix: str = "",
                     linestyle: str = "-", *, styled_as: str | Mapping[str, str] | None = None,
-                    dense: bool | None = None, cap: bool | None = None, legend: str | None = "below") -> Axes:
+                    dense: bool | None = None, cap: bool | None = None, legend: str | None = "below",
+                    labels: Mapping[str, str] | None = None) -> Axes:
     """One line per arm: ``key`` (an ``ArmResult`` field) against weights remaining.
 
     Controls start at round 1; each control's line is joined to the dense network at 100%.
@@ -348,7 +357,7 @@ def plot_vs_weights(results: Results, key: str = "early_stop_test_accuracy", ax:
     ``dense`` draws the dense network's value as a line (default: on accuracy plots; labelled with
     ``label_suffix`` only if another dense network's line is on the axes already); ``cap`` the
     training length (default: on early-stop-iteration plots). ``legend``: ``"below"``,
-    ``"right"`` or ``None`` for none.
+    ``"right"`` or ``None`` for none; ``labels`` names arms otherwise than ``LABELS`` does.
     """
     ax = _axes(ax)
     scale = _scale(key)
@@ -365,7 +374,7 @@ def plot_vs_weights(results: Results, key: str = "early_stop_test_accuracy", ax:
             xs, ys = [1.0] + xs, [getattr(first, key)] + ys
         look = styled_as.get(arm, arm) if isinstance(styled_as, Mapping) else styled_as or arm
         ax.plot(np.array(xs) * 100, np.array(ys, dtype=float) * scale, linestyle, ms=5, alpha=alpha,
-                label=LABELS.get(arm, arm) + label_suffix, **style(look))
+                label=(labels or {}).get(arm, LABELS.get(arm, arm)) + label_suffix, **style(look))
     weights_axis(ax, min(r.weights_remaining for r in results.rounds) * 100)
     ax.set_ylabel(_KEY_LABELS.get(key, key))
     if legend:

@@ -126,6 +126,24 @@ QUIZZES["06"] = (
                   "instability analysis and on the papers' longer runs."),
 )
 
+QUIZZES["07"] = (
+    Question("a", "Shuffling keeps each layer's number of weights and moves them to random places within the "
+                  "layer; if accuracy does not drop, where the method put the weights inside a layer did not "
+                  "matter, only how many each layer kept (Frankle et al. 2021 found this for SNIP, GraSP and "
+                  "SynFlow). It does not make the method no better than random pruning, (b): random pruning "
+                  "keeps the same fraction of every layer, and the method's per-layer fractions are what it "
+                  "found. The initial values, (c), are what the reinit check tests, not the shuffle."),
+    Question("b", "SynFlow's scores of a layer add up to the same total whatever its width (Tanaka et al.'s "
+                  "conservation law), so as a layer thins its surviving weights score higher, and recomputing "
+                  "after each small step stops pruning a layer before it empties: no layer collapse. It uses no "
+                  "batches at all, (a): its input is one all-ones image. One step of SynFlow is not magnitude "
+                  "pruning, (c): its scores weigh each weight by the paths through it."),
+    Question("c", "GraSP removes the weights whose removal raises the gradient's norm the most (or lowers it the "
+                  "least): in lthkit's convention those have the most negative scores w * Hg and go first. Their "
+                  "absolute values are large, so ranking by them would keep exactly those weights: the order "
+                  "changes, (a) is wrong. |w * Hg| is not SNIP's |g * w|, (b): H is the Hessian."),
+)
+
 
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
