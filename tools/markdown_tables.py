@@ -3,11 +3,14 @@
     .venv/bin/python tools/markdown_tables.py run runs/mnist-lenet300-15x3/results.json
     .venv/bin/python tools/markdown_tables.py reference notebooks/reference/mnist-lenet300-seed*.json
     .venv/bin/python tools/markdown_tables.py speed benchmarks/speed-cpu.json
+    .venv/bin/python tools/markdown_tables.py at-init notebooks/reference/mnist-at-init-*-seed*.json
 
 ``run``: one row per chosen round, test accuracy at the early-stopping iteration @ that
 iteration, for the ticket and each control. ``reference``: the mean over the runs given,
 with the lowest and highest, and the mean early-stopping iteration. ``speed``: the table and
-the step profile that ``benchmarks/speed.py`` wrote, with the issue's targets.
+the step profile that ``benchmarks/speed.py`` wrote, with the issue's targets. ``at-init``: IMP
+against masks found at initialisation, one column per method (each run's ``method``) and one
+for IMP's random control, each the mean over the seeds given with the lowest and highest.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import sys
 from statistics import mean
 
+from lthkit.config import METHODS
 from lthkit.results import Results
 
 ARMS = ("ticket", "reinit", "random")
@@ -47,6 +51,26 @@ def reference_table(runs: list[Results], rounds: list[int]) -> list[str]:
             its = mean(a.early_stop_iteration for a in results)
             cells.append(f"{mean(accs):.2%} ({100 * min(accs):.2f}–{100 * max(accs):.2f}) @ {its:.0f}")
         lines.append(f"| {r} | {runs[0].rounds[r].weights_remaining:.1%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def at_init_table(runs: list[Results], rounds: list[int]) -> list[str]:
+    by_method: dict[str, list[Results]] = {}
+    for run in runs:
+        by_method.setdefault(run.config.get("method", "imp"), []).append(run)
+    order = {m: i for i, m in enumerate(METHODS)}
+    columns = [(m, "ticket") for m in sorted(by_method, key=lambda m: order.get(m, len(order)))]
+    columns += [("imp", "random")] if "imp" in by_method else []
+    names = [f"{m} ticket" if arm == "ticket" else "random pruning" for m, arm in columns]
+    lines = ["| round | weights | " + " | ".join(names) + " |", "| ---: | ---: |" + " ---: |" * len(columns)]
+    for r in rounds:
+        cells = []
+        for method, arm in columns:
+            accs = [run.rounds[r].arms[arm].early_stop_test_accuracy for run in by_method[method]
+                    if r < len(run.rounds) and arm in run.rounds[r].arms]
+            cells.append(f"{mean(accs):.2%} ({100 * min(accs):.2f}–{100 * max(accs):.2f})" if accs else "–")
+        weights = by_method.get("imp", next(iter(by_method.values())))[0].rounds[r].weights_remaining
+        lines.append(f"| {r} | {weights:.1%} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -97,7 +121,7 @@ def speed_table(bench: dict) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("run", "reference", "speed"))
+    parser.add_argument("kind", choices=("run", "reference", "speed", "at-init"))
     parser.add_argument("files", nargs="+")
     parser.add_argument("--rounds", default=None, help="comma-separated rounds (default: every fifth)")
     args = parser.parse_args(argv)
@@ -109,7 +133,9 @@ def main(argv=None) -> int:
     rounds = [int(r) for r in args.rounds.split(",")] if args.rounds else list(range(0, last + 1, 5))
     if args.kind == "run" and len(runs) != 1:
         parser.error("'run' takes one results.json")
-    lines = run_table(runs[0], rounds) if args.kind == "run" else reference_table(runs, rounds)
+    table = {"run": lambda: run_table(runs[0], rounds), "reference": lambda: reference_table(runs, rounds),
+             "at-init": lambda: at_init_table(runs, rounds)}
+    lines = table[args.kind]()
     print("\n".join(lines))
     return 0
 

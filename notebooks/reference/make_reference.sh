@@ -4,7 +4,7 @@
 #   make_reference.sh cifar10   Conv-2 on CIFAR-10: about 25 minutes per seed on the same CPU
 #   make_reference.sh resnet20  ResNet-20 on CIFAR-10, rewinding to iteration 30 and to 0: about 5 minutes per seed
 #   make_reference.sh at-init   LeNet-300-100 on MNIST, IMP against masks found at initialisation (notebook 07's
-#                               classroom budget): about 8 minutes per seed
+#                               classroom budget): about 6 minutes per seed
 # With no argument it makes all four. A GPU is much faster (add --device cuda). Every run resumes
 # where it stopped (--resume), so the script can be killed and started again.
 set -euo pipefail
