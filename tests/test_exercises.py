@@ -315,8 +315,21 @@ def test_earliest_stable():
     assert "answer 'none'" in verdict("06.earliest-stable", 20, lines=unstable).message
 
 
+def test_imp_trainings_counts_the_dense_training_and_every_round():
+    """fc1 keeps 2.25% of its weights after 17 rounds of 20%, 1.80% after 18: 18 rounds and the dense
+    training, 19 trainings in all."""
+    for answer in (19, "19", 19.0):
+        assert verdict("07.imp-trainings", answer).correct, answer
+    assert "4,237 of fc1's 235,200" in verdict("07.imp-trainings", 19).message
+    said = {a: verdict("07.imp-trainings", a) for a in (18, 17, 20, "many")}
+    assert not any(v.correct for v in said.values())
+    assert "the dense network is trained once" in said[18].message
+    assert "2.25% of its weights, above 2%" in said[17].message
+    assert "0.8 ** r" in said[20].message and "whole number" in said["many"].message
+
+
 def test_every_exercise_of_the_module_is_tested_here():
     own = {n for n, fn in EXERCISES.items() if fn.__module__ == "lthkit.course.exercises"}
     tested = set(NUMERIC) | {"01.early-stop", "02.global-hardest-hit", "03.best-round", "04.first-gap",
-                             "04.worse-control", "05.most-fc", "06.earliest-stable"}
+                             "04.worse-control", "05.most-fc", "06.earliest-stable", "07.imp-trainings"}
     assert own == tested
