@@ -26,7 +26,7 @@ from lthkit.settings import ConfigError, choice, flag, number, option, whole
 from lthkit.train import TrainConfig, resolve_device
 
 CONTROLS = ("reinit", "random")  # the default controls; "inverted" needs a score at initialisation
-ALL_CONTROLS = CONTROLS + ("inverted",)
+ALL_CONTROLS = CONTROLS + ("signs", "inverted")
 RETRAIN = ("rewind", "lr-rewind", "finetune")
 METHODS = ("imp",) + tuple(SCORES)  # how a round's mask is found: IMP, or a score at initialisation
 KINDS = ("conv", "fc", "output")
@@ -86,7 +86,8 @@ class ExperimentConfig:
         "weights at the final learning rate); default: rewind", choices=RETRAIN, imp_only=True))
     controls: tuple[str, ...] = field(default=CONTROLS, metadata=option(
         "comma-separated controls to train each round: reinit (the mask on fresh weights), random (as many "
-        "weights per layer at random places), inverted (a score's lowest weights kept instead of its "
+        "weights per layer at random places), signs (reinit's fresh magnitudes with the rewound weights' "
+        "signs, Zhou et al. 2019), inverted (a score's lowest weights kept instead of its "
         "highest; --method other than imp), or '' (default: reinit,random)",
         parse=parse_controls, imp_only=True))
     method: str = field(default="imp", metadata=option(

@@ -7,7 +7,9 @@ same mask, the controls ask whether the initialisation matters:
 
 - ``reinit``: the same mask on fresh random weights (with late rewinding, trained over the
   same iterations k..T as the ticket, so both get the same budget);
-- ``random``: a random mask with the same number of weights per layer, on the rewind point.
+- ``random``: a random mask with the same number of weights per layer, on the rewind point;
+- ``signs`` (Zhou et al. 2019): ``reinit``'s fresh weights given the rewound weights' signs;
+  the two differ in the signs alone.
 
 At round 0 every mask is full, so the controls would only repeat the dense network; they
 start at round 1.
@@ -49,7 +51,7 @@ from lthkit.masks import Mask, count_to_prune, prune_by_magnitude, prune_globall
 from lthkit.models import build_model, prunable_layers
 from lthkit.prune_at_init import SCORES, collapsed_layers, prune_at_init
 from lthkit.results import ArmResult, Results, RoundResult
-from lthkit.rewind import Snapshot, Ticket, reinitialize, rewind_to
+from lthkit.rewind import Snapshot, Ticket, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
 from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
 from lthkit.train import TrainConfig, train_together
@@ -65,6 +67,8 @@ class Rules:
     - ``rewind(model, initial, mask) -> model``: the ticket, the ``initial`` state dict under the mask;
     - ``reinit(model, mask, seed) -> model``: the same mask on fresh weights drawn from ``seed``;
     - ``random_mask(mask, generator) -> mask``: as many weights per layer, at random positions;
+    - ``keep_signs(initial, fresh) -> tensor``: one layer's fresh magnitudes with the initial signs
+      (the ``signs`` control; notebook 08);
     - ``score(model, ..., mask=mask) -> {name: scores}``: the score of a run pruning at
       initialisation, called as the method's own is (SNIP's: ``score(model, images, labels, mask=mask)``;
       notebook 07 has the learner write it).
@@ -77,6 +81,7 @@ class Rules:
     rewind: Callable = rewind_to
     reinit: Callable = reinitialize
     random_mask: Callable = random_mask_like
+    keep_signs: Callable = keep_signs
     score: Callable | None = None
 
     def describe(self) -> dict[str, str]:
@@ -503,20 +508,30 @@ class _Run:
         return _checked_model("rewind", rules.rewind(model, initial, _copy(mask)), mask)
 
     def controls_to_train(self, r: int, mask: Mask) -> dict[str, tuple[torch.nn.Module, Mask]]:
-        """The controls of round ``r`` not yet trained: ``reinit`` (the mask on fresh weights) and
-        ``random`` (as many weights per layer at random positions, on the rewind point)."""
-        arms = {}
-        for arm in arms_of_round(self.config, r)[1:]:
-            if not self.finished(r, arm):
-                arms[arm] = (self.reinit(r, mask) if arm == "reinit" else self.random(r, mask) if arm == "random"
-                             else self.inverted(r))
-        return arms
+        """The controls of round ``r`` not yet trained: ``reinit`` (the mask on fresh weights),
+        ``random`` (as many weights per layer at random positions, on the rewind point), ``signs``
+        and ``inverted``."""
+        made = {"reinit": self.reinit, "random": self.random, "signs": self.signs,
+                "inverted": lambda r, mask: self.inverted(r)}
+        return {arm: made[arm](r, mask) for arm in arms_of_round(self.config, r)[1:] if not self.finished(r, arm)}
 
     def reinit(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
         seed, reinit = derive_seed("reinit", self.config.seed, r), self.rules.reinit
         if reinit is reinitialize:
             return reinitialize(self.fresh(), mask, seed), mask
         return _checked_model("reinit", reinit(self.fresh(), _copy(mask), seed), mask), mask
+
+    def signs(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
+        """The rewind point's signs on the reinit control's fresh magnitudes (the same seed)."""
+        seed, initial = derive_seed("reinit", self.config.seed, r), self.rewind_point.state
+        model = reinitialize_keeping_signs(self.fresh(), initial, mask, seed, self.rules.keep_signs)
+        if self.rules.keep_signs is not keep_signs:
+            params = dict(model.named_parameters())
+            for name, m in mask.items():
+                kept = m.bool()
+                if not torch.equal(params[name].detach()[kept].sign(), initial[name].to(m.device)[kept].sign()):
+                    raise RuleError(f"your keep_signs gave weights of {name} signs other than the initial ones")
+        return model, mask
 
     def random(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
         g, random_mask = generator("random-mask", self.config.seed, r), self.rules.random_mask

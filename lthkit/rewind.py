@@ -3,8 +3,10 @@
 A winning ticket is a mask *together with* the weights the survivors had at the rewind
 point (initialisation, or iteration k for late rewinding). ``Snapshot`` keeps those
 weights, ``rewind_to`` puts them back bit for bit under a mask, and ``reinitialize`` gives
-the control: the same mask on fresh random weights. ``Ticket`` is the pair you can save,
-load, rebuild as a model, or hand to ``torch.nn.utils.prune``.
+the control: the same mask on fresh random weights. ``reinitialize_keeping_signs`` is Zhou
+et al. (2019)'s experiment between the two: fresh magnitudes, the rewound weights' signs.
+``Ticket`` is the pair you can save, load, rebuild as a model, or hand to
+``torch.nn.utils.prune``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,26 @@ def reinitialize(model: nn.Module, mask: Mask, seed: int) -> nn.Module:
     """The control: keep the mask, draw fresh weights with the paper's initialiser from ``seed``,
     in place. Notebook 04 has the learner write this function."""
     init_weights(model, seed)
+    return mask.apply_(model)
+
+
+def keep_signs(initial: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """``fresh``'s magnitudes with ``initial``'s signs. Notebook 08 has the learner write this function."""
+    return torch.copysign(fresh.abs(), initial)
+
+
+@torch.no_grad()
+def reinitialize_keeping_signs(model: nn.Module, initial: Mapping[str, torch.Tensor], mask: Mask, seed: int,
+                               signs=keep_signs) -> nn.Module:
+    """Zhou et al. (2019)'s control: fresh weights drawn from ``seed`` as ``reinitialize`` draws
+    them, each masked weight given the sign it has in ``initial`` (``signs(initial, fresh)``), in place.
+
+    With the reinit control's seed, the two controls differ in the signs alone.
+    """
+    init_weights(model, seed)
+    params = dict(model.named_parameters())
+    for name in mask:
+        params[name].copy_(signs(initial[name].to(params[name].device).clone(), params[name].detach().clone()))
     return mask.apply_(model)
 
 

@@ -12,7 +12,8 @@ parameters), convolutions on the CPU run channels-last (oneDNN's fast layout), a
 in one loop, so picking a batch, the backward call and the optimiser call are paid once
 per step, not once per arm. Each arm's arithmetic is exactly what it would be alone.
 
-A fresh optimiser is made for every call, so no optimiser state survives a rewind.
+A fresh optimiser is made for every call, so no optimiser state survives a rewind. It
+optimises the parameters that require gradients: a supermask's frozen weights are left out.
 
 Long trainings can be checkpointed (``checkpoint``, ``resume``): every few minutes of wall time,
 at an evaluation, the loop hands out everything it carries from one step to the next (each
@@ -273,7 +274,7 @@ def train_together(
     with torch.no_grad():
         for p, m in masked:
             p.mul_(m)
-    optimizer = make_optimizer([p for model in models for p in model.parameters()], config)
+    optimizer = make_optimizer([p for model in models for p in model.parameters() if p.requires_grad], config)
     fingerprint = {"config": repr(astuple(config)), "start_iteration": start_iteration, "snapshot_at": sorted(wanted)}
     order = BatchOrder(len(data.train), config.batch_size, config.data_seed, device)
     scheduled = bool(config.warmup or config.milestones)

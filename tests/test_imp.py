@@ -141,6 +141,36 @@ def test_each_arm_starts_from_the_right_weights_and_mask(mnist_small, tmp_path, 
     assert torch.equal(ticket["fc1.bias"], point.state["fc1.bias"]) and torch.equal(random["fc1.bias"], point.state["fc1.bias"])
 
 
+def test_the_signs_control_is_reinit_with_the_rewound_signs(mnist_small, tmp_path, monkeypatch):
+    import lthkit.imp
+
+    starts = []
+    real_train_together = lthkit.imp.train_together
+
+    def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
+        starts.append([{n: p.detach().clone() for n, p in m.named_parameters()} for m in models])
+        return real_train_together(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
+
+    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    results = run_imp(small_config(rounds=1, controls=("reinit", "signs")), tmp_path, data=mnist_small, progress=False)
+    assert list(results.rounds[1].arms) == ["ticket", "reinit", "signs"]
+    (ticket, reinit, signs), mask = starts[1], load_ticket(tmp_path, 1).mask
+    for name in mask:
+        kept = mask[name] == 1
+        assert torch.count_nonzero(signs[name][~kept]) == 0
+        assert torch.equal(signs[name][kept].sign(), ticket[name][kept].sign())
+        assert torch.equal(signs[name][kept].abs(), reinit[name][kept].abs())
+    assert results.rounds[1].arms["signs"] != results.rounds[1].arms["reinit"]
+
+
+def test_a_keep_signs_that_keeps_the_fresh_signs_stops_the_run(mnist_small, tmp_path):
+    from lthkit.imp import RuleError, Rules
+
+    with pytest.raises(RuleError, match="your keep_signs gave weights of fc1.weight signs other than the initial"):
+        run_imp(small_config(rounds=1, controls=("signs",)), tmp_path, data=mnist_small, progress=False,
+                rules=Rules(keep_signs=lambda initial, fresh: fresh * initial.sign()))
+
+
 def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnist_small, tmp_path):
     other = build_model("lenet300", (1, 28, 28), seed=42)
     Snapshot.of(other).save(tmp_path / "rewind_point.pt")

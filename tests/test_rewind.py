@@ -69,3 +69,29 @@ def test_ticket_save_load_rebuild_and_sparse_export(tmp_path):
     assert torch.equal(sparse["fc1.weight"].to_dense(), rebuilt.fc1.weight)
     pruned = loaded.to_torch_prune()
     assert torch.equal(pruned.fc1.weight_mask, mask["fc1.weight"])
+
+
+def test_keep_signs_takes_fresh_magnitudes_and_initial_signs():
+    from lthkit.rewind import keep_signs
+
+    initial = torch.tensor([0.5, -0.2, 0.1, -0.7])
+    fresh = torch.tensor([-0.3, -0.4, 0.6, 0.8])
+    assert torch.equal(keep_signs(initial, fresh), torch.tensor([0.3, -0.4, 0.6, -0.8]))
+
+
+def test_reinitialize_keeping_signs_is_reinit_with_the_initial_signs():
+    from lthkit.rewind import reinitialize_keeping_signs
+
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    init = Snapshot.of(model)
+    mask = prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, {"fc": 0.5, "output": 0.5}))
+    signed = reinitialize_keeping_signs(build_model("lenet300", (1, 28, 28), seed=0), init.state, mask, seed=99)
+    plain = reinitialize(build_model("lenet300", (1, 28, 28), seed=0), mask, seed=99)
+    for name in mask:
+        kept = mask[name] == 1
+        w, r = signed.get_parameter(name).detach(), plain.get_parameter(name).detach()
+        assert torch.count_nonzero(w[~kept]) == 0
+        assert torch.equal(w[kept].abs(), r[kept].abs())
+        assert torch.equal(w[kept].sign(), init.state[name][kept].sign())
+        assert 0.4 < float((r[kept].sign() != w[kept].sign()).float().mean()) < 0.6
+    assert torch.equal(signed.fc1.bias, plain.fc1.bias)

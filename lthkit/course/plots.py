@@ -70,6 +70,10 @@ _STYLES = {  # arm: (colour, marker); no two arms share both
     "grasp": (OKABE_ITO["reddish purple"], "P"),
     "synflow": (OKABE_ITO["sky blue"], "s"),
     "inverted": (OKABE_ITO["vermillion"], "v"),
+    # notebook 08: Zhou et al.'s sign control, and masks learned over frozen weights
+    "signs": (OKABE_ITO["orange"], "D"),
+    "sampled": (OKABE_ITO["reddish purple"], "X"),
+    "top_k": (OKABE_ITO["sky blue"], "o"),
 }
 COLORS = {arm: color for arm, (color, _) in _STYLES.items()}
 MARKERS = {arm: marker for arm, (_, marker) in _STYLES.items()}
@@ -79,7 +83,8 @@ LABELS = {"ticket": "winning ticket (rewound)", "reinit": "same mask, random re-
           "lr-rewind": "learning-rate rewinding", "finetune": "fine-tuning",
           "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
           "magnitude": "magnitude at initialisation", "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow",
-          "inverted": "scores inverted"}
+          "inverted": "scores inverted", "signs": "same mask, fresh magnitudes, original signs",
+          "sampled": "supermask (sampled, Zhou et al.)", "top_k": "supermask (edge-popup)"}
 CURVE_STYLES = {"train_loss": ("--", "v"), "val_loss": ("-", "o"), "val_accuracy": ("-.", "s"),
                 "test_accuracy": ("-", "o")}
 """Line style and marker of each learning-curve quantity, so that two drawn together differ without colour."""
