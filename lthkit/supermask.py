@@ -46,6 +46,16 @@ from lthkit.train import TrainConfig, TrainRun, train
 KINDS = ("sampled", "top_k")
 WEIGHTS = ("initial", "signed_constant")
 
+PAPER_TRAINING = {
+    # Zhou et al.'s code: SGD with momentum 0.9 at learning rate 100 (a score moves the mask only
+    # through the sigmoid's small slope), batches of 250.
+    "sampled": {"optimizer": "sgd", "lr": 100.0, "momentum": 0.9, "batch_size": 250},
+    # edge-popup's optimiser (SGD, momentum 0.9, learning rate 0.1) with weight decay on the scores,
+    # at a constant rate (it decays the rate on a cosine) and Zhou et al.'s batches.
+    "top_k": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 250},
+}
+"""How each paper trains its scores; ``make_supermask_config`` starts from these."""
+
 
 def sampled_mask(scores: torch.Tensor) -> torch.Tensor:
     """Zhou et al.'s mask: 1 with probability sigmoid(score), a fresh sample each call; the
@@ -126,6 +136,19 @@ class SupermaskConfig:
             raise ConfigError(f"a sampled supermask learns its own density: give density None, not {self.density!r}")
         if not isinstance(self.training, TrainConfig):
             raise ConfigError(f"training must be a TrainConfig, got {type(self.training).__name__}")
+
+
+def make_supermask_config(kind: str, iterations: int, *, density: float | None = None, seed: int = 0,
+                          weights: str = "signed_constant", model: str = "lenet300", eval_every: int = 100,
+                          **training) -> SupermaskConfig:
+    """A ``SupermaskConfig`` with the paper's training for ``kind`` (``PAPER_TRAINING``), changed only by
+    ``training`` (any ``TrainConfig`` field); the batches' order is the seed's."""
+    if kind not in PAPER_TRAINING:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    settings = {**PAPER_TRAINING[kind], "iterations": iterations, "eval_every": eval_every, "data_seed": seed,
+                **training}
+    return SupermaskConfig(kind=kind, training=TrainConfig(**settings), density=density, weights=weights,
+                           model=model, seed=seed)
 
 
 @torch.no_grad()

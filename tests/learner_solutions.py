@@ -52,3 +52,15 @@ def snip_right(model, images, labels, mask):
     loss = torch.nn.functional.cross_entropy(logits, labels)
     grads = torch.autograd.grad(loss, list(weights.values()))
     return {name: (g * w).abs().detach() for (name, w), g in zip(weights.items(), grads)}
+
+
+def top_k_right(scores, density):
+    """Edge-popup's mask as notebook 08's solution writes it."""
+    a = scores.abs()
+    hard = torch.zeros_like(a)
+    hard.view(-1)[a.detach().flatten().topk(round(density * a.numel())).indices] = 1.0
+    return hard + (a - a.detach())
+
+
+def keep_signs_right(initial, fresh):
+    return fresh.abs() * initial.sign()

@@ -298,7 +298,7 @@ def test_bad_data_and_doctor_input_is_refused(argv, message, capsys):
 def test_doctor_command_reports_and_exits_nonzero_on_a_problem(tmp_path, monkeypatch, capsys):
     from lthkit import course
 
-    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01}
     cifar = {"per_iteration": 0.1, "per_extra_arm": 0.05, "per_image": 0.001}
     monkeypatch.setattr(course, "measure_speed", lambda data, iterations: speed)
     monkeypatch.setattr(course, "measure_cifar_speed",

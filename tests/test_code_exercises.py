@@ -5,10 +5,13 @@ import math
 import pytest
 import torch
 
-from learner_solutions import prune_argsort, random_right, reinit_right, rewind_right, snip_right
+from learner_solutions import (keep_signs_right, prune_argsort, random_right, reinit_right, rewind_right, snip_right,
+                               top_k_right)
 
 from lthkit.course.exercises import verdict
 from lthkit.models import build_model, init_weights
+from lthkit.rewind import keep_signs as lthkit_keep_signs
+from lthkit.supermask import top_k_mask as lthkit_top_k
 
 # --- 02.prune-layer ---------------------------------------------------------------------------------
 
@@ -417,3 +420,89 @@ def test_a_correct_snip_score_passes(fn, mnist_small):
 def test_each_snip_mistake_is_refused_by_name(kind, named, mnist_small):
     result = verdict("07.snip-score", snip_mistake(kind), data=mnist_small)
     assert not result.correct and named in result.message, result.message
+
+
+# --- 08.top-k-mask, 08.keep-signs ---------------------------------------------------------------------
+
+
+class _StraightThroughKept(torch.autograd.Function):
+    """A custom step whose backward passes the gradient to the kept scores only."""
+
+    @staticmethod
+    def forward(ctx, scores, density):
+        a = scores.abs()
+        hard = torch.zeros_like(a)
+        hard.view(-1)[a.flatten().topk(round(density * a.numel())).indices] = 1.0
+        ctx.save_for_backward(hard)
+        return hard
+
+    @staticmethod
+    def backward(ctx, grad):
+        (hard,) = ctx.saved_tensors
+        return grad * hard, None
+
+
+def top_k_mistake(kind):
+    def mask(scores, density):
+        n = scores.numel()
+        if kind == "in place":
+            scores.data.abs_()
+        a = scores if kind == "signed" else scores.abs()
+        k = int(density * n) if kind == "floor" else round(density * n)
+        if kind == "per row":
+            hard = torch.zeros_like(a)
+            rows = a.view(-1, a.shape[-1]) if a.dim() > 1 else a.view(1, -1)
+            per_row = round(density * rows.shape[1])
+            hard.view_as(rows).scatter_(1, rows.detach().topk(per_row, dim=1).indices, 1.0)
+        elif kind == "kept only":
+            return _StraightThroughKept.apply(scores, density)
+        else:
+            hard = torch.zeros_like(a)
+            hard.view(-1)[a.detach().flatten().topk(k).indices] = 1.0
+        if kind == "no gradient":
+            return hard
+        if kind == "unbracketed":
+            return hard + a - a.detach()
+        return hard + (a - a.detach())
+    return mask
+
+
+def top_k_straight_to_scores(scores, density):
+    """Also right: the gradient straight through to the scores themselves."""
+    a = scores.abs()
+    hard = torch.zeros_like(a)
+    hard.view(-1)[a.detach().flatten().topk(round(density * a.numel())).indices] = 1.0
+    return hard + (scores - scores.detach())
+
+
+@pytest.mark.parametrize("fn", [top_k_right, top_k_straight_to_scores, lthkit_top_k])
+def test_a_correct_top_k_mask_passes(fn):
+    v = verdict("08.top-k-mask", fn)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("signed", "with their signs"), ("floor", "int() rounds down"), ("per row", "each row"),
+    ("kept only", "only the kept weights"), ("no gradient", "no gradient reaches the scores"),
+    ("unbracketed", "up to rounding"), ("in place", "changed the scores in place"),
+])
+def test_each_top_k_mistake_is_refused_by_name(kind, named):
+    v = verdict("08.top-k-mask", top_k_mistake(kind))
+    assert not v.correct and named in v.message, v.message
+
+
+@pytest.mark.parametrize("fn", [keep_signs_right, lthkit_keep_signs, lambda i, f: torch.where(i < 0, -f.abs(), f.abs())])
+def test_a_correct_keep_signs_passes(fn):
+    v = verdict("08.keep-signs", fn)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("fn, named", [
+    (lambda i, f: f * i.sign(), "flips the sign"), (lambda i, f: i.clone(), "the initial weights themselves"),
+    (lambda i, f: i.abs() * f.sign(), "roles are swapped"), (lambda i, f: f.abs(), "every weight is positive"),
+    (lambda i, f: i.sign() * f.std(), "signed constant"), (lambda i, f: f.abs_().mul_(i.sign()), "in place"),
+    (lambda i, f: f.abs() * i / i.abs() * (1 + 1e-7), "exactly"), (lambda i, f: f, "|fresh| with the sign"),
+])
+def test_each_keep_signs_mistake_is_refused_by_name(fn, named):
+    v = verdict("08.keep-signs", fn)
+    assert not v.correct and named in v.message, v.message

@@ -64,15 +64,18 @@ def test_save_json(tmp_path):
 
 
 def test_predictions_scale_with_the_work():
-    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01}
     minutes = course.predict_minutes(speed, "classroom")
     assert tuple(minutes) == course.LENET_NOTEBOOKS
-    alone, together, evals = course.training_work("03", "classroom")
-    assert together == 0 and minutes["03"] == pytest.approx((alone * 0.002 + evals * 0.05) / 60)
-    alone, together, evals = course.training_work("04", "classroom")
+    alone, together, evals, masks = course.training_work("03", "classroom")
+    assert together == masks == 0 and minutes["03"] == pytest.approx((alone * 0.002 + evals * 0.05) / 60)
+    alone, together, evals, _ = course.training_work("04", "classroom")
     assert (alone, together) == (5 * 2751, 15 * 2751)
     assert minutes["04"] == pytest.approx((alone * 0.002 + together * 0.005 + evals * 0.05) / 60)
     assert course.predict_minutes(speed, "paper")["03"] > minutes["03"]
+    alone, together, evals, masks = course.training_work("08", "classroom")
+    assert (alone, together, masks) == (1834, 8 * 1834, 9 * 1100)
+    assert minutes["08"] == pytest.approx((alone * 0.002 + together * 0.005 + evals * 0.05 + masks * 0.01) / 60)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from lthkit.course import doctor
 from lthkit.catalogue import archives
 from lthkit.train import resolve_device
 
-FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05}
+FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05,
+         "per_mask_iteration": 0.01}
 FAKE_CIFAR_SPEED = {name: {"per_iteration": 0.1 * (i + 1), "per_extra_arm": 0.07 * (i + 1), "per_image": 0.001}
                     for i, name in enumerate(("conv2", "conv4", "conv6", "resnet20"))}
 
@@ -109,7 +110,7 @@ def test_a_real_burst_measures_this_machine_and_predicts_every_notebook(tmp_path
     assert [line.split(":")[0].strip() for line in lines if "per further arm beside it" in line] == [
         "conv2", "conv4", "conv6", "resnet20"]
     speed = measured[-1]
-    assert speed["per_iteration"] > 0 and speed["per_round_iteration"] > 0, speed
+    assert speed["per_iteration"] > 0 and speed["per_round_iteration"] > 0 and speed["per_mask_iteration"] > 0, speed
     speed_line = next(line for line in lines if "ms per iteration" in line)
     assert speed_line.startswith(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration,")
     assert not any("too few" in line for line in lines)

@@ -58,6 +58,17 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "classroom": {"subset": None, "iterations": 1834, "rounds": 8, "eval_every": 100},
         "paper": {"subset": None, "iterations": 50000, "rounds": 12, "eval_every": 100},
     },
+    # Masks over frozen weights (Zhou et al., edge-popup) and Zhou et al.'s sign control in IMP, LeNet-300-100
+    # on MNIST. iterations: each IMP training; mask_iterations: each supermask's (batches of 250);
+    # densities: the fractions of each layer edge-popup keeps, fixed by the budget.
+    "08": {
+        "test": {"subset": 1000, "iterations": 100, "mask_iterations": 40, "rounds": 2, "eval_every": 20,
+                 "densities": (0.1, 0.5)},
+        "classroom": {"subset": None, "iterations": 1834, "mask_iterations": 1100, "rounds": 8, "eval_every": 100,
+                      "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9)},
+        "paper": {"subset": None, "iterations": 50000, "mask_iterations": 22000, "rounds": 12, "eval_every": 100,
+                  "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9)},
+    },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
     # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control.
     "05": {
@@ -157,6 +168,15 @@ def experiment_config(settings: dict, *, model: str = "lenet300", controls: tupl
         eval_every=settings["eval_every"], eval_images=settings.get("eval_images"), device=settings["device"],
         batch_size=settings.get("batch_size"), **changes,
     )
+
+
+def supermask_config(settings: dict, kind: str, *, density: float | None = None, weights: str = "signed_constant"):
+    """The ``SupermaskConfig`` of notebook 08: LeNet-300-100 with the paper's training of ``kind``
+    for the budget's ``mask_iterations``, on the notebook's seed and device."""
+    from lthkit.supermask import make_supermask_config
+
+    return make_supermask_config(kind, settings["mask_iterations"], density=density, weights=weights,
+                                 seed=settings["seed"], eval_every=settings["eval_every"])
 
 
 def notebook_data(settings: dict, config):
@@ -261,10 +281,12 @@ def environment_report() -> dict[str, str]:
 
 def measure_speed(data, iterations: int = 300) -> dict[str, float]:
     """Seconds per LeNet-300-100 training iteration (batch 60, Adam) on ``data``: of one network
-    alone and of an IMP round's three arms side by side; and seconds per evaluation."""
+    alone and of an IMP round's three arms side by side; seconds per evaluation; and seconds per
+    iteration of an edge-popup supermask (batch 250, the costlier kind, notebook 08)."""
     from lthkit.masks import Mask
     from lthkit.models import build_model
-    from lthkit.train import TrainConfig, evaluate, train_together
+    from lthkit.supermask import attach, make_supermask_config
+    from lthkit.train import TrainConfig, evaluate, train, train_together
 
     def seconds(count: int) -> float:
         models = [build_model("lenet300", data.info.input_shape, data.info.num_classes) for _ in range(count)]
@@ -278,24 +300,35 @@ def measure_speed(data, iterations: int = 300) -> dict[str, float]:
     start = time.perf_counter()
     evaluate(model, data.val), evaluate(model, data.test)
     per_eval = time.perf_counter() - start
+    mask_iterations = max(iterations // 4, 1)
+    config = make_supermask_config("top_k", mask_iterations, density=0.5, eval_every=mask_iterations)
+    attach(model, config)
+    start = time.perf_counter()
+    train(model, data, config.training, progress=False)
+    masks = time.perf_counter() - start
     return {"per_iteration": max(alone - 2 * per_eval, 0.0) / iterations,
-            "per_round_iteration": max(three - 6 * per_eval, 0.0) / iterations, "per_evaluation": per_eval}
+            "per_round_iteration": max(three - 6 * per_eval, 0.0) / iterations, "per_evaluation": per_eval,
+            "per_mask_iteration": max(masks - 2 * per_eval, 0.0) / mask_iterations}
 
 
-def training_work(notebook: str, budget: str) -> tuple[int, int, int]:
+def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     """What a notebook runs at a budget, from its knobs: (iterations of one network trained alone,
-    iterations of three arms trained side by side, evaluations)."""
+    iterations of three arms trained side by side, evaluations, supermask iterations)."""
     knobs = BUDGETS[notebook][budget]
     its, every = knobs["iterations"], knobs.get("eval_every", knobs["iterations"])
     rounds = knobs.get("rounds", 0)
-    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds}[notebook]
+    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds, "08": 1}[notebook]
     # 07 trains 10 arms a round beside one another in runs of 2 or 4 (IMP and each score at initialisation
-    # with their checks), counted here in units of three arms side by side
-    together = {"04": rounds, "07": 10 * rounds // 3}.get(notebook, 0)
-    return alone * its, together * its, (alone + 3 * together) * (its // every + 2)
+    # with their checks), counted here in units of three arms side by side; 08's IMP rounds train three arms
+    together = {"04": rounds, "07": 10 * rounds // 3, "08": rounds}.get(notebook, 0)
+    # 08 trains two sampled supermasks, and an edge-popup one per density and one over the initial weights
+    masks = 3 + len(knobs["densities"]) if notebook == "08" else 0
+    mask_its = knobs.get("mask_iterations", 0)
+    evals = (alone + 3 * together) * (its // every + 2) + masks * (mask_its // every + 2)
+    return alone * its, together * its, evals, masks * mask_its
 
 
-LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07")
+LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08")
 
 
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
@@ -303,9 +336,9 @@ def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[
     measured: a lower bound, since plots, checkpoints and starting the kernel come on top."""
     out = {}
     for nb in LENET_NOTEBOOKS:
-        alone, together, evals = training_work(nb, budget)
+        alone, together, evals, mask_its = training_work(nb, budget)
         out[nb] = (alone * speed["per_iteration"] + together * speed["per_round_iteration"]
-                   + evals * speed["per_evaluation"]) / 60
+                   + evals * speed["per_evaluation"] + mask_its * speed["per_mask_iteration"]) / 60
     return out
 
 

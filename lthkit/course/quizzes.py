@@ -145,6 +145,25 @@ QUIZZES["07"] = (
 )
 
 
+QUIZZES["08"] = (
+    Question("b", "The weights are exactly the ones drawn at the start (the notebook checks them bit for bit) and "
+                  "only the scores were trained, so everything the network learned is which weights to keep. A "
+                  "mask is a lot of information, (b): one bit for each of 266,200 weights, more than enough to "
+                  "encode a classifier. The weights did not learn through the mask, (a): they never changed; and "
+                  "a random network without a learned mask classifies at chance, (c), about 10%."),
+    Question("a", "Whether a weight is kept is a step function of its score: its derivative is zero wherever it "
+                  "is defined, so plain back-propagation would give the scores no gradient and they would never "
+                  "move. The straight-through estimator passes the gradient of the masked weight to the score as "
+                  "if the step were the identity. It makes nothing faster, (b), and the sparsity is exact because "
+                  "of the top-k, not of the gradient, (c)."),
+    Question("c", "The two controls draw the very same fresh magnitudes and differ only in the signs, so the gap "
+                  "between them is the signs' doing: the ticket's initial signs (with its mask) carry most of what "
+                  "makes it train well, as Zhou et al. (2019) found. The magnitudes are not what matters most, "
+                  "(a): they were replaced in both controls. Nor are signs irrelevant, (b): with random signs "
+                  "the reinit control falls behind."),
+)
+
+
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
     text = " ".join(answer) if isinstance(answer, (list, tuple)) else answer
