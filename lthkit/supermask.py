@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -235,6 +235,12 @@ class SupermaskRun:
     def accuracy(self) -> float:
         """Test accuracy at the early-stopping iteration (minimum validation loss)."""
         return self.run.result.early_stop_test_accuracy
+
+    def to_dict(self) -> dict:
+        """What a results file keeps: the settings, the mask's sparsity per layer, the learning curve."""
+        return {"config": asdict(self.config), "test_accuracy": self.accuracy,
+                "weights_remaining": self.mask.weights_remaining(), "layers": self.mask.report(),
+                "result": asdict(self.run.result)}
 
 
 def train_supermask(config: SupermaskConfig, data, *, mask_fn: Callable | None = None, progress: bool = False,
