@@ -64,6 +64,11 @@ def test_the_unit_rule(typed, unit, value, decimals):
 # word the message must contain)
 
 NUMERIC = {
+    "08.mask-bytes": (
+        [33275, "33,275", 33275.0, "33 275"],
+        [(266200, "one byte per weight"), (1064800, "4 bytes per weight"), (33326.25, "counts the biases"),
+         (32.5, "in KiB"), (4160, "one bit per prunable weight")],
+    ),
     "00.train-size": (
         [55000, 55000.0, "55000", " 55000 ", "55,000", "55 000"],
         [(60000, "validation"), (50000, "test set"), (70000, "test images"), (54999, "holds some out"),

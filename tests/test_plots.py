@@ -78,7 +78,8 @@ def test_every_arm_has_its_own_colour_and_marker_from_the_okabe_ito_palette():
     # the arms drawn together in notebooks 03 and 04 differ in colour and in marker, each on its own
     assert len({COLORS[a] for a in ARMS}) == len(ARMS) and len({MARKERS[a] for a in ARMS}) == len(ARMS)
     for group in (("ticket", "rewind-0", "reinit", "dense"), ("ticket", "lr-rewind", "finetune", "dense"),
-                  ("conv2", "conv4", "conv6")):
+                  ("conv2", "conv4", "conv6"), ("ticket", "signs", "reinit", "dense"),
+                  ("ticket", "top_k", "sampled", "dense")):
         assert len({COLORS[a] for a in group}) == len(group) and len({MARKERS[a] for a in group}) == len(group)
     assert style("reinit") == {"color": COLORS["reinit"], "marker": MARKERS["reinit"]}
     assert style("a model the course does not know") == {}

@@ -640,3 +640,20 @@ def _imp_trainings(answer) -> Verdict:
                               "one more round is needed, and then count the trainings, the dense one included.")
     return Verdict(False, "each round keeps 80% of fc1's surviving weights: find the first round r where "
                           "0.8 ** r is at most 0.02, then count the trainings, the dense one and each round's.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 08
+
+@exercise("08.mask-bytes")
+def _mask_bytes(answer) -> Verdict:
+    weights = sum(LENET.values())
+    biases = sum(LENET_BIASES.values())
+    return judge_number(answer, weights / 8, unit="number", tolerance=0, mistakes=[
+        Mistake(weights, "is one byte per weight (what a torch.bool tensor takes): packed, 8 weights share a byte."),
+        Mistake(weights * 4, "is 4 bytes per weight, float32: the trained weights, or a mask stored as floats; a "
+                             "supermask needs one bit per weight."),
+        Mistake((weights + biases) / 8, "counts the biases too: only the 266,200 weights are masked, the biases "
+                                        "stay as drawn (zero)."),
+        Mistake(weights / 8 / 1024, "is in KiB: give the number of bytes."),
+    ], hint="one bit per prunable weight (784·300 + 300·100 + 100·10 of them), 8 bits to the byte.")

@@ -71,9 +71,9 @@ _STYLES = {  # arm: (colour, marker); no two arms share both
     "synflow": (OKABE_ITO["sky blue"], "s"),
     "inverted": (OKABE_ITO["vermillion"], "v"),
     # notebook 08: Zhou et al.'s sign control, and masks learned over frozen weights
-    "signs": (OKABE_ITO["orange"], "D"),
+    "signs": (OKABE_ITO["orange"], "^"),
     "sampled": (OKABE_ITO["reddish purple"], "X"),
-    "top_k": (OKABE_ITO["sky blue"], "o"),
+    "top_k": (OKABE_ITO["sky blue"], "h"),
 }
 COLORS = {arm: color for arm, (color, _) in _STYLES.items()}
 MARKERS = {arm: marker for arm, (_, marker) in _STYLES.items()}
