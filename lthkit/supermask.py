@@ -164,8 +164,16 @@ def signed_constant_(model: nn.Module) -> nn.Module:
 def attach(model: nn.Module, config: SupermaskConfig, mask_fn: Callable | None = None) -> nn.Module:
     """Freeze every parameter of ``model`` and give each prunable weight a ``Supermask``, in place.
 
-    ``mask_fn`` replaces the config's kind's own mask function (a learner's ``top_k_mask``).
+    ``mask_fn`` replaces the config's kind's own mask function (a learner's ``top_k_mask``). A
+    density that would keep no weight of some layer (layer collapse) is refused before anything changes.
     """
+    layers = prunable_layers(model)
+    sizes = {name: p.numel() for name, p in model.named_parameters() if name in layers}
+    empty = [name for name, n in sizes.items() if config.kind == "top_k" and round(config.density * n) == 0]
+    if empty:
+        smallest = min(sizes.values())
+        raise ConfigError(f"density {config.density} keeps no weight of {', '.join(empty)}: layer collapse, the "
+                          f"output would not depend on the input; give a density of at least {1 / smallest:.2g}")
     if config.weights == "signed_constant":
         signed_constant_(model)
     for p in model.parameters():

@@ -142,6 +142,15 @@ def test_a_learners_mask_function_is_used_in_training_and_evaluation(mnist_small
     assert len(calls) > 30 and set(calls) == {0.3}
 
 
+def test_a_density_that_would_empty_a_layer_is_refused_before_anything_changes():
+    model = lenet()
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    with pytest.raises(ConfigError, match="keeps no weight of fc3.weight: layer collapse.*at least 0.001"):
+        attach(model, config(density=0.0004))
+    assert all(torch.equal(p, before[n]) for n, p in model.state_dict().items())
+    assert mask_of(attach(model, config(density=0.0006))).alive("fc3.weight") == 1
+
+
 @pytest.mark.parametrize("changes,message", [
     ({"kind": "top_k", "density": None}, "give density in"),
     ({"kind": "top_k", "density": 1.5}, "give density in"),
