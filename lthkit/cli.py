@@ -1,5 +1,6 @@
 """The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net,
-``lthkit data download|verify`` prepares the datasets, ``lthkit doctor`` checks a machine.
+``lthkit data download|verify`` prepares the datasets, ``lthkit doctor`` checks a machine,
+``lthkit export`` writes a ticket as a plain, compactly stored network.
 
 Every option of ``imp`` and ``train`` but the run's own (``--out``, ``--resume``...) is made from
 one field of ``ExperimentConfig`` or its ``TrainConfig`` (``lthkit.settings``); options left out
@@ -16,6 +17,7 @@ from lthkit.catalogue import DATASETS
 from lthkit.config import ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
 from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
+from lthkit.export import FORMATS, export_run
 from lthkit.course.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp, ticket_costs
@@ -120,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="length of the LeNet-300-100 burst that times notebooks 00-04 (default: 300)")
     doctor.add_argument("--cifar-iterations", type=_positive, default=5,
                         help="length of each CIFAR-10 network's burst that times notebooks 05-06 (default: 5)")
+
+    export = sub.add_parser("export", help="write a round's ticket as a plain network, compactly stored",
+                            description="Write round R of a saved run as a plain network with no masks or hooks: "
+                                        "pt stores each pruned layer compactly (a bitmask and the kept values, or "
+                                        "CSR, whichever is smaller; lthkit.export.load_compact reads it back), "
+                                        "onnx writes a dense ONNX graph. Prints what was written, with the test "
+                                        "accuracy re-measured from the file.")
+    export.add_argument("run", type=Path, help="folder of an lthkit imp run")
+    export.add_argument("--round", type=int, required=True, help="the round whose ticket to write")
+    export.add_argument("--format", choices=FORMATS, default="pt", help="pt (compact, default) or onnx")
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+    export.add_argument("--rewound", action="store_true",
+                        help="write the ticket as its round started training (the rewound weights), not as trained")
+    export.add_argument("--no-accuracy", action="store_true", help="do not load the test set to re-measure accuracy")
     return parser
 
 
@@ -174,6 +190,22 @@ def _print_departures(config: ExperimentConfig) -> None:
             print(f"  {name}: {ours} (paper: {theirs})")
 
 
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        report = export_run(args.run, args.round, args.out, fmt=args.format, rewound=args.rewound,
+                            measure=not args.no_accuracy)
+    except (FileNotFoundError, ValueError, DataMissingError) as err:
+        parser.exit(2, f"lthkit: error: {err}\n")
+    print(f"round {report['round']} of {report['run']} ({report['weights']} weights), {report['model']}: "
+          f"{report['kept_weights']:,} of {report['prunable_weights']:,} prunable weights kept "
+          f"({report['weights_remaining']:.1%})")
+    print(f"wrote {args.out} ({args.format}): {report['bytes']:,} bytes, against {report['dense_bytes']:,} for the "
+          f"dense state dict" + (f"; layers as {report['layers']}" if "layers" in report else ""))
+    if "test_accuracy" in report:
+        print(f"test accuracy re-measured from the file: {report['test_accuracy']:.2%}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -185,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return 0 if run_doctor(args.root, args.out, device=args.device, iterations=args.iterations,
                                  cifar_iterations=args.cifar_iterations) else 1
+    if args.command == "export":
+        return _export(args, parser)
     if args.deterministic:
         use_deterministic()  # before anything touches the GPU: cuBLAS reads its workspace setting once
     try:
