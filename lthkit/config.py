@@ -29,7 +29,7 @@ CONTROLS = ("reinit", "random")  # the default controls; "inverted" needs a scor
 ALL_CONTROLS = CONTROLS + ("signs", "inverted")
 RETRAIN = ("rewind", "lr-rewind", "finetune")
 METHODS = ("imp",) + tuple(SCORES)  # how a round's mask is found: IMP, or a score at initialisation
-KINDS = ("conv", "fc", "output")
+KINDS = ("conv", "fc", "embedding", "attention", "mlp", "output")
 
 
 def parse_prune_rates(text: str) -> dict[str, float]:

@@ -3,7 +3,8 @@
 Frankle & Carbin (2019) use LeNet-300-100 on MNIST and the VGG-like Conv-2/4/6 on
 CIFAR-10, all initialised with Gaussian Glorot (``xavier_normal_``). Each entry of
 ``MODELS`` carries the paper's hyperparameters for that network, so a run that names only
-the model gets the paper's settings, and every departure from them is explicit.
+the model gets the paper's settings, and every departure from them is explicit. ``vit`` is the
+course's own small vision transformer (notebook 09), with the course's settings.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lthkit.seeds import generator
@@ -122,6 +124,61 @@ class ResNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention and MLP, each added back to its input (nanoGPT's block, not causal)."""
+
+    def __init__(self, dim: int, heads: int, hidden: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n, length, dim = z.shape
+        q, k, v = self.qkv(self.norm1(z)).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        z = z + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, length, dim))
+        return z + self.fc2(F.gelu(self.fc1(self.norm2(z))))
+
+
+class ViT(nn.Module):
+    """A small vision transformer (Dosovitskiy et al. 2021): the image cut into ``patch`` x ``patch``
+    patches, each embedded by one linear map, a class token, learned positions, ``depth`` blocks.
+
+    Its prunable weights come in kinds of their own (``prunable_kinds``): the patch ``embedding``,
+    ``attention`` (the query-key-value and output projections), ``mlp`` and the ``output`` head;
+    positions, the class token, layer norms and biases are not pruned.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int = 10, patch: int = 7, dim: int = 64,
+                 depth: int = 2, heads: int = 4, hidden: int = 128):
+        super().__init__()
+        channels, height, width = input_shape
+        if height % patch or width % patch:
+            raise ValueError(f"a {height}x{width} image does not cut into {patch}x{patch} patches")
+        self.patch = patch
+        self.embed = nn.Linear(channels * patch * patch, dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, 1 + (height // patch) * (width // patch), dim))
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, hidden) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.embed(F.unfold(x, self.patch, stride=self.patch).transpose(1, 2))
+        z = torch.cat([self.cls.expand(len(z), -1, -1), z], 1) + self.pos
+        for block in self.blocks:
+            z = block(z)
+        return self.head(self.norm(z[:, 0]))
+
+    def prunable_kinds(self) -> dict[str, str]:
+        kinds = {"embed.weight": "embedding"}
+        for i in range(len(self.blocks)):
+            kinds |= {f"blocks.{i}.qkv.weight": "attention", f"blocks.{i}.proj.weight": "attention",
+                      f"blocks.{i}.fc1.weight": "mlp", f"blocks.{i}.fc2.weight": "mlp"}
+        return kinds | {"head.weight": "output"}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     build: type
@@ -139,6 +196,9 @@ MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec(ResNet, (3,), PaperSetup(
         "cifar10", "sgd", 0.1, 128, 63_000, {"conv": 0.2, "output": 0.2}, global_pruning=True,
         weight_decay=1e-4, milestones=(32_000, 48_000), augment=True)),
+    # No paper: the course's settings (LeNet's optimiser and batch, 10 epochs), every kind at 20% but the head.
+    "vit": ModelSpec(ViT, (), PaperSetup("mnist", "adam", 1e-3, 60, 9_170,
+                                         {"embedding": 0.2, "attention": 0.2, "mlp": 0.2, "output": 0.1})),
 }
 
 
@@ -170,16 +230,22 @@ def init_weights(model: nn.Module, seed: int) -> None:
                     nn.init.xavier_normal_(module.weight, generator=g)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        if isinstance(model, ViT):
+            nn.init.normal_(model.cls, std=0.02, generator=g)
+            nn.init.normal_(model.pos, std=0.02, generator=g)
 
 
 def prunable_layers(model: nn.Module) -> dict[str, str]:
-    """Weight names to their kind: ``conv``, ``fc`` or ``output`` (the last linear layer).
+    """Weight names to their kind: ``conv``, ``fc`` or ``output`` (the last linear layer), or the
+    kinds a model names itself (``prunable_kinds``, the transformer's).
 
     Only weights are pruned; biases, as in the paper, are not.
     """
+    if hasattr(model, "prunable_kinds"):
+        return model.prunable_kinds()
     kinds: dict[str, str] = {}
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):

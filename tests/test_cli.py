@@ -168,10 +168,16 @@ def test_options_are_made_from_the_settings_and_set_them():
 
 
 def test_prune_rate_forms():
-    assert parse_prune_rates("0.2") == {"conv": 0.2, "fc": 0.2, "output": 0.2}
+    assert parse_prune_rates("0.2") == {k: 0.2 for k in ("conv", "fc", "embedding", "attention", "mlp", "output")}
     assert parse_prune_rates("conv=0.15, fc=0.2,output=0.1") == {"conv": 0.15, "fc": 0.2, "output": 0.1}
     config = make_config(model="conv6", prune_rates=parse_prune_rates("fc=0.3"))
     assert config.prune_rates == {"conv": 0.15, "fc": 0.3, "output": 0.1}
+    assert make_config(model="vit", prune_rates=parse_prune_rates("0.3")).prune_rates == {
+        "embedding": 0.3, "attention": 0.3, "mlp": 0.3, "output": 0.3}
+    vit = make_config(model="vit", prune_rates=parse_prune_rates("attention=0.4,mlp=0.5"))
+    assert vit.prune_rates == {"embedding": 0.2, "attention": 0.4, "mlp": 0.5, "output": 0.1}
+    with pytest.raises(ConfigError, match="vit has no fc layers"):
+        make_config(model="vit", prune_rates=parse_prune_rates("fc=0.3"))
 
 
 def test_defaults_are_the_papers_and_departures_are_listed():

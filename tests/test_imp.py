@@ -453,3 +453,27 @@ def test_every_setting_shapes_round_0_unless_named_as_a_later_rounds_one():
     assert {"dataset", "model", "iterations", "lr", "gamma", "seed", "subset", "eval_images", "device",
             "augment"} <= set(ROUND_0_SETTINGS)
     assert not {"controls", "retrain", "prune_rates"} & set(ROUND_0_SETTINGS)
+
+
+def test_imp_takes_the_transformer_per_kind_with_nothing_special_in_the_loop(mnist_small, tmp_path):
+    from lthkit.masks import count_to_prune
+    from lthkit.models import prunable_layers
+
+    rates = {"embedding": 0.1, "attention": 0.5, "mlp": 0.3, "output": 0.2}
+    config = small_config(model="vit", rounds=2, prune_rates=rates, controls=("reinit", "random"))
+    results = run_imp(config, tmp_path, data=mnist_small, progress=False)
+    assert [list(r.arms) for r in results.rounds] == [["ticket"]] + [["ticket", "reinit", "random"]] * 2
+    model = build_model("vit", (1, 28, 28), seed=0)
+    kinds = prunable_layers(model)
+    for r in (1, 2):
+        mask = load_ticket(tmp_path, r).mask
+        for name, kind in kinds.items():
+            alive = mask.size(name)
+            for _ in range(r):
+                alive -= count_to_prune(rates[kind], alive)
+            assert mask.alive(name) == alive, (name, r)
+        trained = torch.load(tmp_path / f"round_{r:02d}.pt", weights_only=True)["trained"]
+        assert all(torch.count_nonzero(trained[n][mask[n] == 0]) == 0 for n in mask)
+        ticket = load_ticket(tmp_path, r).to_model()
+        init = model.state_dict()
+        assert all(torch.equal(ticket.state_dict()[n], init[n] * mask[n] if n in mask else init[n]) for n in init)

@@ -68,3 +68,35 @@ def test_lthkit_train_is_the_module_and_calling_it_trains(mnist_small):
     called = train(a, mnist_small, config, progress=False)  # the notebooks' `from lthkit import train`
     direct = lthkit.train.train(b, mnist_small, config, progress=False)
     assert called.result == direct.result and torch.equal(a.fc1.weight, b.fc1.weight)
+
+
+# --- the small vision transformer (notebook 09) ---------------------------------------------------
+
+def test_the_vit_names_its_prunable_kinds_and_leaves_positions_norms_and_biases_alone():
+    model = build_model("vit", (1, 28, 28))
+    kinds = prunable_layers(model)
+    assert kinds == {"embed.weight": "embedding", **{f"blocks.{i}.{layer}.weight": kind for i in (0, 1)
+                                                        for layer, kind in (("qkv", "attention"), ("proj", "attention"),
+                                                                            ("fc1", "mlp"), ("fc2", "mlp"))},
+                     "head.weight": "output"}
+    params = dict(model.named_parameters())
+    assert all(params[n].dim() == 2 for n in kinds)
+    left = {n for n in params if n not in kinds}
+    assert left == {"cls", "pos", "norm.weight", "norm.bias", "embed.bias", "head.bias"} | {
+        f"blocks.{i}.{p}" for i in (0, 1) for p in ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+                                                    "qkv.bias", "proj.bias", "fc1.bias", "fc2.bias")}
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert count_parameters(model)["prunable"] == 49 * 64 + 2 * (64 * 192 + 64 * 64 + 2 * 64 * 128) + 64 * 10
+
+
+def test_the_vits_every_parameter_is_drawn_from_the_seed():
+    a, b, c = (build_model("vit", (1, 28, 28), seed=s) for s in (3, 3, 4))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.pos, c.pos) and not torch.equal(a.cls, c.cls)
+    assert not torch.equal(a.blocks[0].qkv.weight, c.blocks[0].qkv.weight)
+    assert torch.equal(a.norm.weight, torch.ones(64)) and float(a.pos.detach().std()) == pytest.approx(0.02, rel=0.2)
+
+
+def test_a_picture_that_does_not_cut_into_patches_is_refused():
+    with pytest.raises(ValueError, match="does not cut into 7x7 patches"):
+        build_model("vit", (3, 32, 32))
