@@ -304,7 +304,8 @@ def test_bad_data_and_doctor_input_is_refused(argv, message, capsys):
 def test_doctor_command_reports_and_exits_nonzero_on_a_problem(tmp_path, monkeypatch, capsys):
     from lthkit import course
 
-    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01}
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01,
+         "per_vit_iteration": 0.008, "per_vit_evaluation": 0.3}
     cifar = {"per_iteration": 0.1, "per_extra_arm": 0.05, "per_image": 0.001}
     monkeypatch.setattr(course, "measure_speed", lambda data, iterations: speed)
     monkeypatch.setattr(course, "measure_cifar_speed",

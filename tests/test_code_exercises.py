@@ -506,3 +506,52 @@ def test_a_correct_keep_signs_passes(fn):
 def test_each_keep_signs_mistake_is_refused_by_name(fn, named):
     v = verdict("08.keep-signs", fn)
     assert not v.correct and named in v.message, v.message
+
+
+# --- 09.prunable-kinds --------------------------------------------------------------------------------
+
+
+def kinds_by_loop(model):
+    """Also right: by module type and position, for any depth."""
+    kinds = {"embed.weight": "embedding", "head.weight": "output"}
+    for i, block in enumerate(model.blocks):
+        kinds |= {f"blocks.{i}.{n}.weight": ("attention" if n in ("qkv", "proj") else "mlp")
+                  for n in ("qkv", "proj", "fc1", "fc2")}
+    return kinds
+
+
+def kinds_mistake(kind):
+    def kinds(model):
+        right = model.prunable_kinds()
+        if kind == "biases":
+            return right | {n.replace("weight", "bias"): k for n, k in right.items()}
+        if kind == "norms":
+            return right | {"norm.weight": "mlp"}
+        if kind == "positions":
+            return right | {"pos": "embedding"}
+        if kind == "two blocks":
+            return {n: k for n, k in right.items() if not n.startswith("blocks.2")}
+        if kind == "no embedding":
+            return {n: k for n, k in right.items() if n != "embed.weight"}
+        if kind == "head as mlp":
+            return right | {"head.weight": "mlp"}
+        if kind == "qkv as mlp":
+            return right | {"blocks.0.qkv.weight": "mlp"}
+        return list(right)
+    return kinds
+
+
+@pytest.mark.parametrize("fn", [kinds_by_loop, lambda m: m.prunable_kinds()])
+def test_a_correct_transformer_kinds_passes(fn):
+    v = verdict("09.prunable-kinds", fn)
+    assert v.correct, v.message
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("biases", "biases"), ("norms", "layer norms"), ("positions", "class token or the positions"),
+    ("two blocks", "two blocks only"), ("no embedding", "patch embedding"), ("head as mlp", "output layer"),
+    ("qkv as mlp", "are attention"), ("a list", "return a dict"),
+])
+def test_each_transformer_kinds_mistake_is_refused_by_name(kind, named):
+    v = verdict("09.prunable-kinds", kinds_mistake(kind))
+    assert not v.correct and named in v.message, v.message

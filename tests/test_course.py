@@ -64,7 +64,8 @@ def test_save_json(tmp_path):
 
 
 def test_predictions_scale_with_the_work():
-    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01}
+    speed = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05, "per_mask_iteration": 0.01,
+         "per_vit_iteration": 0.008, "per_vit_evaluation": 0.3}
     minutes = course.predict_minutes(speed, "classroom")
     assert tuple(minutes) == course.LENET_NOTEBOOKS
     alone, together, evals, masks = course.training_work("03", "classroom")
@@ -165,6 +166,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         "06.finetune-lr": (0.001, {}), "06.instability-by-hand": (25, {}),
         "06.earliest-stable": (20, {"lines": {0: [0.5, 0.8, 0.5], 20: [0.3, 0.31, 0.3], 50: [0.2, 0.2, 0.2]}}),
         "07.imp-trainings": (19, {}), "08.mask-bytes": (33275, {}),
+        "09.weights-after-4": (13.2, {}),
     }
     for name, (answer, context) in right.items():
         assert verdict(name, answer, **context).correct, name

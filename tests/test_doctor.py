@@ -10,7 +10,8 @@ from lthkit.catalogue import archives
 from lthkit.train import resolve_device
 
 FAKE_SPEED = {"per_iteration": 0.002, "per_round_iteration": 0.005, "per_evaluation": 0.05,
-         "per_mask_iteration": 0.01}
+         "per_mask_iteration": 0.01,
+         "per_vit_iteration": 0.008, "per_vit_evaluation": 0.3}
 FAKE_CIFAR_SPEED = {name: {"per_iteration": 0.1 * (i + 1), "per_extra_arm": 0.07 * (i + 1), "per_image": 0.001}
                     for i, name in enumerate(("conv2", "conv4", "conv6", "resnet20"))}
 

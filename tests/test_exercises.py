@@ -64,6 +64,11 @@ def test_the_unit_rule(typed, unit, value, decimals):
 # word the message must contain)
 
 NUMERIC = {
+    "09.weights-after-4": (
+        [13.2, "13.2%", 0.132, 13.21, "13.21"],
+        [(12.96, "every kind at 40%"), (2.56, "0.4⁴"), (41.0, "the head's share"), (13.0, "one decimal"),
+         (20.0, "each kind keeps")],
+    ),
     "08.mask-bytes": (
         [33275, "33,275", 33275.0, "33 275"],
         [(266200, "one byte per weight"), (1064800, "4 bytes per weight"), (33326.25, "counts the biases"),

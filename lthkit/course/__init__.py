@@ -69,6 +69,13 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": 50000, "mask_iterations": 22000, "rounds": 12, "eval_every": 100,
                   "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9)},
     },
+    # The small vision transformer on MNIST: IMP rewinding to 0 (with the reinit and random controls) and to
+    # iteration k (rewind_iteration; the ticket alone), 40% of each kind's surviving weights a round, 20% of the head's.
+    "09": {
+        "test": {"subset": 1000, "iterations": 40, "rounds": 1, "eval_every": 20, "rewind_iteration": 10},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 4, "eval_every": 200, "rewind_iteration": 200},
+        "paper": {"subset": None, "iterations": 9170, "rounds": 8, "eval_every": 100, "rewind_iteration": 500},
+    },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
     # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control.
     "05": {
@@ -92,6 +99,9 @@ BUDGETS: dict[str, dict[str, dict]] = {
     },
 }
 
+
+VIT_RATES = {"embedding": 0.4, "attention": 0.4, "mlp": 0.4, "output": 0.2}
+"""Notebook 09's IMP rates for the transformer: 40% of each kind's surviving weights a round, 20% of the head's."""
 
 MAY_BE_ZERO = {"rewind_iteration"}  # rewinding to iteration 0 is the original lottery ticket
 
@@ -281,8 +291,9 @@ def environment_report() -> dict[str, str]:
 
 def measure_speed(data, iterations: int = 300) -> dict[str, float]:
     """Seconds per LeNet-300-100 training iteration (batch 60, Adam) on ``data``: of one network
-    alone and of an IMP round's three arms side by side; seconds per evaluation; and seconds per
-    iteration of an edge-popup supermask (batch 250, the costlier kind, notebook 08)."""
+    alone and of an IMP round's three arms side by side; seconds per evaluation; seconds per
+    iteration of an edge-popup supermask (batch 250, the costlier kind, notebook 08); and seconds
+    per training iteration and per evaluation of the small vision transformer (notebook 09)."""
     from lthkit.masks import Mask
     from lthkit.models import build_model
     from lthkit.supermask import attach, make_supermask_config
@@ -306,9 +317,18 @@ def measure_speed(data, iterations: int = 300) -> dict[str, float]:
     start = time.perf_counter()
     train(model, data, config.training, progress=False)
     masks = time.perf_counter() - start
+    vit = build_model("vit", data.info.input_shape, data.info.num_classes)
+    start = time.perf_counter()
+    evaluate(vit, data.val), evaluate(vit, data.test)
+    vit_eval = time.perf_counter() - start
+    vit_iterations = max(iterations // 10, 1)
+    start = time.perf_counter()
+    train(vit, data, TrainConfig(iterations=vit_iterations, eval_every=vit_iterations), progress=False)
+    vit_seconds = time.perf_counter() - start
     return {"per_iteration": max(alone - 2 * per_eval, 0.0) / iterations,
             "per_round_iteration": max(three - 6 * per_eval, 0.0) / iterations, "per_evaluation": per_eval,
-            "per_mask_iteration": max(masks - 2 * per_eval, 0.0) / mask_iterations}
+            "per_mask_iteration": max(masks - 2 * per_eval, 0.0) / mask_iterations,
+            "per_vit_iteration": max(vit_seconds - 2 * vit_eval, 0.0) / vit_iterations, "per_vit_evaluation": vit_eval}
 
 
 def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
@@ -317,10 +337,11 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     knobs = BUDGETS[notebook][budget]
     its, every = knobs["iterations"], knobs.get("eval_every", knobs["iterations"])
     rounds = knobs.get("rounds", 0)
-    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds, "08": 1}[notebook]
+    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds, "08": 1,
+             "09": 1 + rounds}[notebook]
     # 07 trains 10 arms a round beside one another in runs of 2 or 4 (IMP and each score at initialisation
     # with their checks), counted here in units of three arms side by side; 08's IMP rounds train three arms
-    together = {"04": rounds, "07": 10 * rounds // 3, "08": rounds}.get(notebook, 0)
+    together = {"04": rounds, "07": 10 * rounds // 3, "08": rounds, "09": rounds}.get(notebook, 0)
     # 08 trains two sampled supermasks, and an edge-popup one per density and one over the initial weights
     masks = 3 + len(knobs["densities"]) if notebook == "08" else 0
     mask_its = knobs.get("mask_iterations", 0)
@@ -328,7 +349,7 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     return alone * its, together * its, evals, masks * mask_its
 
 
-LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08")
+LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08", "09")
 
 
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
@@ -337,6 +358,9 @@ def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[
     out = {}
     for nb in LENET_NOTEBOOKS:
         alone, together, evals, mask_its = training_work(nb, budget)
+        if nb == "09":  # the transformer's arithmetic, not its overheads, sets the pace: three arms cost three
+            out[nb] = ((alone + 3 * together) * speed["per_vit_iteration"] + evals * speed["per_vit_evaluation"]) / 60
+            continue
         out[nb] = (alone * speed["per_iteration"] + together * speed["per_round_iteration"]
                    + evals * speed["per_evaluation"] + mask_its * speed["per_mask_iteration"]) / 60
     return out

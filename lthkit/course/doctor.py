@@ -4,9 +4,9 @@ Run before a class, on each laptop (or once on a typical one). It checks what br
 halfway: versions other than the tested ones, a device that does not work, data that is missing or
 damaged, an output folder that cannot be written. Then short bursts of training measure this
 machine and predict each notebook's training time at each budget, so a teacher knows in advance
-whether ``classroom`` fits the hour: LeNet-300-100 for notebooks 00-04, 07 and 08, and each CIFAR-10 network
-(Conv-2/4/6, ResNet-20) for notebooks 05 and 06, whose cost per iteration a LeNet burst says
-nothing about.
+whether ``classroom`` fits the hour: LeNet-300-100 for notebooks 00-04, 07 and 08, the small
+vision transformer for 09, and each CIFAR-10 network (Conv-2/4/6, ResNet-20) for notebooks 05 and
+06, whose cost per iteration a LeNet burst says nothing about.
 
 The bursts train on random tensors of the datasets' shapes: training time does not depend on the
 pixel values, and the doctor can then time a machine before its data has arrived.
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "notebooks" / "outputs"
 PINNED = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "papermill", "tqdm")
 NEEDED_BY = {
-    "mnist": "notebooks 00-04, 07 and 08 need it",
+    "mnist": "notebooks 00-04 and 07-09 need it",
     "fashion-mnist": "only 'lthkit imp --dataset fashion-mnist' uses it",
     "cifar10": "notebooks 05 and 06 need it",
 }
@@ -168,7 +168,8 @@ def run_doctor(
         log(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration, "
             f"{speed['per_round_iteration'] * 1000:.2f} ms per IMP-round iteration (three arms), "
             f"{speed['per_evaluation'] * 1000:.0f} ms per evaluation, "
-            f"{speed['per_mask_iteration'] * 1000:.1f} ms per supermask iteration")
+            f"{speed['per_mask_iteration'] * 1000:.1f} ms per supermask iteration, "
+            f"{speed['per_vit_iteration'] * 1000:.1f} ms per vision-transformer iteration")
         log(f"Speed: {cifar_iterations} iterations of each CIFAR-10 network on {target} (random CIFAR-10-shaped tensors)")
         cifar_speed = course.measure_cifar_speed(device=str(target), iterations=cifar_iterations)
         for name, s in cifar_speed.items():
@@ -186,7 +187,7 @@ def run_doctor(
 
 def log_predictions(speed: dict[str, float], cifar_speed: dict[str, dict[str, float]], log=print) -> None:
     """The table of predicted training minutes, notebook by budget: the LeNet-300-100 notebooks
-    (00-04, 07, 08) from the LeNet burst (``course.measure_speed``), 05 and 06 from the CIFAR-10 bursts
+    (00-04, 07-09) from the LeNet and transformer bursts (``course.measure_speed``), 05 and 06 from the CIFAR-10 bursts
     (``course.measure_cifar_speed``)."""
     log("Predicted training time per notebook (a lower bound: plots, checkpoints and starting the "
         "kernel come on top)")

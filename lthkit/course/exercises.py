@@ -657,3 +657,32 @@ def _mask_bytes(answer) -> Verdict:
                                         "stay as drawn (zero)."),
         Mistake(weights / 8 / 1024, "is in KiB: give the number of bytes."),
     ], hint="one bit per prunable weight (784·300 + 300·100 + 100·10 of them), 8 bits to the byte.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 09
+
+@exercise("09.weights-after-4")
+def _vit_weights_after_four(answer) -> Verdict:
+    from lthkit.course import VIT_RATES
+    from lthkit.masks import count_to_prune
+    from lthkit.models import build_model, prunable_layers
+
+    model = build_model("vit", (1, 28, 28))
+    params = dict(model.named_parameters())
+    total = left = same_rate = 0
+    for name, kind in prunable_layers(model).items():
+        size = alive = params[name].numel()
+        for _ in range(4):
+            alive -= count_to_prune(VIT_RATES[kind], alive)
+        total, left = total + size, left + alive
+        same_rate += size * 0.6 ** 4
+    return judge_number(answer, 100 * left / total, unit="percent", tolerance=0.05, min_decimals=1, mistakes=[
+        Mistake(100 * 0.6 ** 4, "is 0.6⁴, every kind at 40%: the head is pruned at 20% a round."),
+        Mistake(100 * 0.4 ** 4, "is 0.4⁴: a rate of 40% removes 40% of the survivors, so 60% stay each round."),
+        Mistake(100 * 0.8 ** 4, "is 0.8⁴: that is the head's share alone; the other kinds keep 60% a round."),
+        Mistake(100 * (1 - 4 * 0.4), "subtracts 40% of the original weights each round: a rate applies to the "
+                                     "weights still alive."),
+    ], hint="each kind keeps (1 - rate) of its surviving weights each round: 0.6⁴ of the embedding, attention "
+            "and mlp weights, 0.8⁴ of the head's; add the weights left and divide by all 69,312.")
+

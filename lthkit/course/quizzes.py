@@ -164,6 +164,23 @@ QUIZZES["08"] = (
 )
 
 
+QUIZZES["09"] = (
+    Question("a", "A layer norm's scale multiplies one feature of every token, and a position or the class token is "
+                  "added to a whole token: each is one number with a role of its own, not one connection among "
+                  "many, so pruning one removes a feature or a position everywhere. They are also few (under 2% "
+                  "of the parameters). lthkit could mask them like any tensor, (b); and their magnitudes, (c), are "
+                  "not why: layer-norm scales start at 1, the largest values in the network."),
+    Question("b", "Chen et al. (2020) rewound to the pre-trained BERT weights: they are where every fine-tuning "
+                  "starts, far along in training, so they play the part of late rewinding's iteration k. Tickets "
+                  "rewound to a random initialisation, (a), did not match, which is the finding notebook 06 showed "
+                  "for deep networks; the fine-tuned weights, (c), are what IMP prunes by, not where it rewinds to."),
+    Question("a", "The head has only 640 weights and every class is read from it: pruned as hard as the rest, a "
+                  "few rounds would leave each class a handful of connections. The paper prunes LeNet's output "
+                  "layer at half the hidden layers' rate for the same reason. Its weights are not the largest, "
+                  "(b), and it is pruned, (c), only more slowly."),
+)
+
+
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
     text = " ".join(answer) if isinstance(answer, (list, tuple)) else answer
