@@ -218,7 +218,8 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int = 10, 
 
 def init_weights(model: nn.Module, seed: int) -> None:
     """The paper's initialisation: Gaussian Glorot weights (Kaiming for ResNets), zero biases,
-    batch norm as the identity."""
+    batch and layer norms as the identity; the transformer's class token and positions drawn
+    N(0, 0.02²). Every random number comes from ``seed``."""
     kaiming = isinstance(model, ResNet)
     g = generator("init", seed)
     with torch.no_grad():
