@@ -142,10 +142,7 @@ def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt",
                                         input_shape=info.input_shape, num_classes=info.num_classes)
         written = load_compact(out)
     else:
-        example = torch.zeros(2, *info.input_shape)
-        torch.onnx.export(model, (example,), str(out), input_names=["images"], output_names=["logits"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, external_data=False,
-                          verbose=False)
+        write_onnx(model, info.input_shape, out)
         written = None
     report["bytes"] = out.stat().st_size
     if measure:
@@ -156,14 +153,24 @@ def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt",
     return report
 
 
-class OnnxModule(nn.Module):
-    """An ONNX file run by onnxruntime, called like a module (on CPU tensors)."""
+def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> None:
+    """``model`` as one self-contained ONNX file with any batch size, by PyTorch's exporter."""
+    torch.onnx.export(model.eval(), (torch.zeros(2, *input_shape),), str(path), input_names=["images"],
+                      output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                      external_data=False, verbose=False)
 
-    def __init__(self, path: str | Path):
+
+class OnnxModule(nn.Module):
+    """An ONNX file run by onnxruntime on the CPU, called like a module; ``threads`` caps its
+    threads (default: PyTorch's current number, so that timings compare)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
         super().__init__()
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"images": x.detach().cpu().float().numpy()})[0]
