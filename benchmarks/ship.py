@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/ship.py            # about two minutes on 2 CPU cores
     .venv/bin/python benchmarks/ship.py --quick    # a smoke run
 
-For each fraction of weights kept (magnitude-pruned layer by layer from a trained-looking
-network: the pattern, not the values, sets the speed), prints the bytes of the dense, masked,
+For each fraction of weights kept (magnitude-pruned layer by layer from a freshly
+initialised network: the sparsity, not the values, sets the speed), prints the bytes of the dense, masked,
 compact and LZMA-compressed forms (``lthkit.ship.sizes``) and the median latency of one forward
 pass at batch 1 and 64 (``torch.utils.benchmark``, the best of three medians) of the dense network, the same network masked
 (its zeros multiplied), ``torch.sparse`` CSR kernels (``with_sparse_kernels``) and onnxruntime.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -42,7 +41,7 @@ def measure(density: float, threads: int, min_run_time: float) -> dict:
     row = {"density": density, "bytes": sizes(model, mask)}
     forms = {"dense": build_model("lenet300", (1, 28, 28), seed=0).eval(), "masked": model,
              "csr": with_sparse_kernels(model, mask),
-             "onnxruntime": onnx_model(model, (1, 28, 28), tempfile.mkdtemp(), threads=threads)}
+             "onnxruntime": onnx_model(model, (1, 28, 28), threads=threads)}
     for batch in BATCHES:
         x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))
         row[f"batch {batch}"] = {name: min(latency(m, x, threads=threads, min_run_time=min_run_time).median

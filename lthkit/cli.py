@@ -196,6 +196,9 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                             measure=not args.no_accuracy)
     except (FileNotFoundError, ValueError, DataMissingError) as err:
         parser.exit(2, f"lthkit: error: {err}\n")
+    except ImportError as err:
+        parser.exit(2, f"lthkit: error: {err.name or err} is missing: ONNX needs onnx, onnxscript and onnxruntime, "
+                       f"which the course extra installs (pip install -e '.[course]')\n")
     print(f"round {report['round']} of {report['run']} ({report['weights']} weights), {report['model']}: "
           f"{report['kept_weights']:,} of {report['prunable_weights']:,} prunable weights kept "
           f"({report['weights_remaining']:.1%})")

@@ -1,13 +1,15 @@
 """Shipping a ticket: a plain network with no masks or hooks, stored compactly.
 
 A masked network still stores (and multiplies) every zero. ``save_compact`` writes each pruned
-layer in the smaller of two compact forms, and every other tensor as it is:
+layer in the smallest of three forms, and every other tensor as it is:
 
 - ``bitmask``: one bit per weight (packed 8 to the byte) and the kept values, 32-bit each:
   n/8 + 4·kept bytes;
 - ``csr``: compressed sparse rows of the layer's weights seen as a matrix (out, in·k·k), with
   32-bit column indices and row pointers: 4·kept + 4·kept + 4·(rows + 1) bytes, smaller than a
-  bitmask once fewer than about 1 weight in 32 is kept.
+  bitmask once fewer than about 1 weight in 32 is kept;
+- ``dense``: the float32 values as they are, 4·n bytes, where neither saves anything (a layer
+  hardly pruned).
 
 ``load_compact`` rebuilds the ordinary ``torch.nn.Module`` from the registry, bit for bit.
 ``export_run`` does it for a round of a saved IMP run (the trained weights, or the rewound
@@ -46,11 +48,13 @@ def csr_bytes(rows: int, kept: int) -> int:
 
 
 def compact_layer(weight: torch.Tensor, mask: torch.Tensor) -> dict:
-    """One pruned layer in the smaller of the two compact forms (see the module's docstring)."""
+    """One pruned layer in the smallest of the three forms (see the module's docstring)."""
     weight, keep = weight.detach().cpu().float(), mask.detach().cpu().bool()
     if bool((weight[~keep] != 0).any()):
         raise ValueError("pruned weights are not zero: apply the mask before storing the layer compactly")
     kept, rows = int(keep.sum()), weight.shape[0]
+    if 4 * weight.numel() <= min(csr_bytes(rows, kept), bitmask_bytes(weight.numel(), kept)):
+        return {"form": "dense", "shape": list(weight.shape), "values": weight.clone()}
     if csr_bytes(rows, kept) < bitmask_bytes(weight.numel(), kept):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
@@ -64,6 +68,8 @@ def compact_layer(weight: torch.Tensor, mask: torch.Tensor) -> dict:
 def expand_layer(stored: dict) -> torch.Tensor:
     """The dense weight of ``compact_layer``'s output, pruned weights zero."""
     shape, n = stored["shape"], math.prod(stored["shape"])
+    if stored["form"] == "dense":
+        return stored["values"].reshape(shape)
     if stored["form"] == "csr":
         csr = torch.sparse_csr_tensor(stored["crow"].long(), stored["col"].long(), stored["values"],
                                       (shape[0], n // shape[0]), check_invariants=True)

@@ -524,13 +524,19 @@ class _Run:
     def signs(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:
         """The rewind point's signs on the reinit control's fresh magnitudes (the same seed)."""
         seed, initial = derive_seed("reinit", self.config.seed, r), self.rewind_point.state
-        model = reinitialize_keeping_signs(self.fresh(), initial, mask, seed, self.rules.keep_signs)
-        if self.rules.keep_signs is not keep_signs:
-            params = dict(model.named_parameters())
-            for name, m in mask.items():
-                kept = m.bool()
-                if not torch.equal(params[name].detach()[kept].sign(), initial[name].to(m.device)[kept].sign()):
-                    raise RuleError(f"your keep_signs gave weights of {name} signs other than the initial ones")
+        if self.rules.keep_signs is keep_signs:
+            return reinitialize_keeping_signs(self.fresh(), initial, mask, seed), mask
+        try:
+            model = reinitialize_keeping_signs(self.fresh(), initial, mask, seed, self.rules.keep_signs)
+        except ValueError as err:
+            raise RuleError(f"your {err}") from None
+        params, fresh = dict(model.named_parameters()), reinitialize(self.fresh(), mask, seed)
+        for name, m in mask.items():
+            kept, w = m.cpu().bool(), params[name].detach().cpu()
+            if not torch.equal(w[kept].sign(), initial[name].cpu()[kept].sign()):
+                raise RuleError(f"your keep_signs gave weights of {name} signs other than the initial ones")
+            if not torch.equal(w[kept].abs(), fresh.get_parameter(name).detach().cpu()[kept].abs()):
+                raise RuleError(f"your keep_signs did not keep the fresh magnitudes of {name}")
         return model, mask
 
     def random(self, r: int, mask: Mask) -> tuple[torch.nn.Module, Mask]:

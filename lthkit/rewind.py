@@ -81,7 +81,12 @@ def reinitialize_keeping_signs(model: nn.Module, initial: Mapping[str, torch.Ten
     init_weights(model, seed)
     params = dict(model.named_parameters())
     for name in mask:
-        params[name].copy_(signs(initial[name].to(params[name].device).clone(), params[name].detach().clone()))
+        fresh = params[name].detach().clone()
+        signed = signs(initial[name].to(fresh.device).clone(), fresh.clone())
+        if not isinstance(signed, torch.Tensor) or signed.shape != fresh.shape:
+            raise ValueError(f"keep_signs must return a tensor of {name}'s shape {tuple(fresh.shape)}, "
+                             f"not {getattr(signed, 'shape', type(signed).__name__)}")
+        params[name].copy_(signed)
     return mask.apply_(model)
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from lthkit.export import compact_bytes, compact_layer
+from lthkit.export import compact_layer
 from lthkit.masks import Mask
 
 
@@ -33,16 +33,16 @@ def _saved_bytes(obj) -> bytes:
 def sizes(model: nn.Module, mask: Mask) -> dict[str, int]:
     """Bytes of ``model`` (pruned weights zero) stored four ways.
 
-    ``dense``: the float32 state dict; ``masked``: the same plus the mask as ``torch.bool``, what a
-    masked network carries; ``compact``: pruned layers as ``lthkit.export`` writes them (the arrays'
-    bytes); ``dense_lzma``: the dense state dict compressed with LZMA, which finds the zeros itself.
+    Each is the size of a ``torch.save`` file, so they compare: ``dense``, the float32 state dict;
+    ``masked``, the same plus the mask as ``torch.bool``, what a masked network carries; ``compact``,
+    each pruned layer in ``lthkit.export``'s smallest form (what ``lthkit export`` writes, less its
+    header); ``dense_lzma``, the dense file compressed with LZMA, which finds the zeros itself.
     """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     dense = _saved_bytes(state)
     masked = _saved_bytes({**state, **{f"{n}_mask": m.bool().cpu() for n, m in mask.items()}})
-    compact = sum(compact_bytes(compact_layer(state[n], mask[n])) if n in mask else v.numel() * v.element_size()
-                  for n, v in state.items())
-    return {"dense": len(dense), "masked": len(masked), "compact": compact,
+    compact = _saved_bytes({n: (compact_layer(v, mask[n]) if n in mask else v) for n, v in state.items()})
+    return {"dense": len(dense), "masked": len(masked), "compact": len(compact),
             "dense_lzma": len(lzma.compress(dense, preset=6))}
 
 
@@ -53,8 +53,8 @@ class SparseLinear(nn.Module):
         super().__init__()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            self.weight = linear.weight.detach().to_sparse_csr()
-        self.bias = None if linear.bias is None else linear.bias.detach().clone()
+            self.register_buffer("weight", linear.weight.detach().to_sparse_csr())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
@@ -96,6 +96,9 @@ def onnx_model(model: nn.Module, input_shape: tuple[int, ...], folder: str | Pat
     """``model`` exported to ONNX (``lthkit.export.write_onnx``) and run by onnxruntime, called like a module."""
     from lthkit.export import OnnxModule, write_onnx
 
-    path = Path(folder or tempfile.mkdtemp(prefix="lthkit-onnx-")) / "model.onnx"
-    write_onnx(model, input_shape, path)
-    return OnnxModule(path, threads)
+    if folder is not None:
+        write_onnx(model, input_shape, Path(folder) / "model.onnx")
+        return OnnxModule(Path(folder) / "model.onnx", threads)
+    with tempfile.TemporaryDirectory(prefix="lthkit-onnx-") as scratch:  # the session keeps the graph in memory
+        write_onnx(model, input_shape, Path(scratch) / "model.onnx")
+        return OnnxModule(Path(scratch) / "model.onnx", threads)

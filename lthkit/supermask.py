@@ -65,14 +65,19 @@ def sampled_mask(scores: torch.Tensor) -> torch.Tensor:
     return sample + (probability - probability.detach())
 
 
+def kept(density: float, n: int) -> int:
+    """How many of ``n`` weights a density keeps: ``density * n`` rounded half up, as IMP counts."""
+    return math.floor(density * n + 0.5)
+
+
 def top_k_mask(scores: torch.Tensor, density: float) -> torch.Tensor:
-    """Edge-popup's mask: 1 for the ``round(density * n)`` largest \\|scores\\|, 0 elsewhere; the
-    gradient flows to \\|scores\\| unchanged."""
+    """Edge-popup's mask: 1 for the ``kept(density, n)`` largest \\|scores\\|, 0 elsewhere; the
+    gradient flows to \\|scores\\| unchanged. Any memory layout (a conv layer's scores are
+    channels-last when the CPU loop trains it)."""
     magnitude = scores.abs()
-    keep = round(density * magnitude.numel())
-    hard = torch.zeros_like(magnitude)
-    hard.view(-1)[magnitude.detach().view(-1).topk(keep).indices] = 1.0
-    return hard + (magnitude - magnitude.detach())
+    flat = magnitude.detach().reshape(-1)
+    hard = torch.zeros_like(flat).scatter_(0, flat.topk(kept(density, flat.numel())).indices, 1.0)
+    return hard.reshape(magnitude.shape) + (magnitude - magnitude.detach())
 
 
 class Supermask(nn.Module):
@@ -169,7 +174,7 @@ def attach(model: nn.Module, config: SupermaskConfig, mask_fn: Callable | None =
     """
     layers = prunable_layers(model)
     sizes = {name: p.numel() for name, p in model.named_parameters() if name in layers}
-    empty = [name for name, n in sizes.items() if config.kind == "top_k" and round(config.density * n) == 0]
+    empty = [name for name, n in sizes.items() if config.kind == "top_k" and kept(config.density, n) == 0]
     if empty:
         smallest = min(sizes.values())
         raise ConfigError(f"density {config.density} keeps no weight of {', '.join(empty)}: layer collapse, the "
@@ -221,7 +226,8 @@ def frozen_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def finished(model: nn.Module) -> nn.Module:
     """The network with its masks applied for good, in place: plain weights ``frozen * mask`` and no
-    scores, every parameter trainable again (train it further with ``mask_of`` taken first as its mask)."""
+    scores, every parameter trainable again (train it further with ``mask_of`` taken first as its
+    mask). The evaluation mask is the one applied; the model is left in evaluation mode."""
     model.eval()
     for name in supermasks(model):
         parametrize.remove_parametrizations(dict(model.named_modules())[name.rsplit(".", 1)[0]], "weight")
@@ -241,8 +247,10 @@ class SupermaskRun:
 
     @property
     def accuracy(self) -> float:
-        """Test accuracy at the early-stopping iteration (minimum validation loss)."""
-        return self.run.result.early_stop_test_accuracy
+        """Test accuracy at the end of training: that of ``model`` and ``mask``, which are the final
+        ones (a sampled mask's density drifts as it trains, so an earlier iteration's accuracy would
+        belong to another mask)."""
+        return self.run.result.curve[-1].test_accuracy
 
     def to_dict(self) -> dict:
         """What a results file keeps: the settings, the mask's sparsity per layer, the learning curve."""

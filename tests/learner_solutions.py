@@ -57,9 +57,9 @@ def snip_right(model, images, labels, mask):
 def top_k_right(scores, density):
     """Edge-popup's mask as notebook 08's solution writes it."""
     a = scores.abs()
-    hard = torch.zeros_like(a)
-    hard.view(-1)[a.detach().flatten().topk(round(density * a.numel())).indices] = 1.0
-    return hard + (a - a.detach())
+    flat = a.detach().reshape(-1)
+    hard = torch.zeros_like(flat).scatter_(0, flat.topk(round(density * flat.numel())).indices, 1.0)
+    return hard.reshape(a.shape) + (a - a.detach())
 
 
 def keep_signs_right(initial, fresh):

@@ -77,6 +77,9 @@ def test_predictions_scale_with_the_work():
     alone, together, evals, masks = course.training_work("08", "classroom")
     assert (alone, together, masks) == (1834, 8 * 1834, 9 * 1100)
     assert minutes["08"] == pytest.approx((alone * 0.002 + together * 0.005 + evals * 0.05 + masks * 0.01) / 60)
+    alone, together, evals, masks = course.training_work("09", "classroom")
+    assert (alone, together, masks) == (5 * 1834, 4 * 1834, 0)
+    assert minutes["09"] == pytest.approx(((alone + 3 * together) * 0.008 + evals * 0.3) / 60)
 
 
 @pytest.fixture(scope="module")

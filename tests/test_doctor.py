@@ -112,6 +112,7 @@ def test_a_real_burst_measures_this_machine_and_predicts_every_notebook(tmp_path
         "conv2", "conv4", "conv6", "resnet20"]
     speed = measured[-1]
     assert speed["per_iteration"] > 0 and speed["per_round_iteration"] > 0 and speed["per_mask_iteration"] > 0, speed
+    assert speed["per_vit_iteration"] > 0 and speed["per_vit_evaluation"] > 0, speed
     speed_line = next(line for line in lines if "ms per iteration" in line)
     assert speed_line.startswith(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration,")
     assert not any("too few" in line for line in lines)

@@ -163,12 +163,17 @@ def test_the_signs_control_is_reinit_with_the_rewound_signs(mnist_small, tmp_pat
     assert results.rounds[1].arms["signs"] != results.rounds[1].arms["reinit"]
 
 
-def test_a_keep_signs_that_keeps_the_fresh_signs_stops_the_run(mnist_small, tmp_path):
+@pytest.mark.parametrize("keep_signs,message", [
+    (lambda initial, fresh: fresh * initial.sign(), "gave weights of fc1.weight signs other than the initial"),
+    (lambda initial, fresh: initial.clone(), "did not keep the fresh magnitudes of fc1.weight"),
+    (lambda initial, fresh: fresh.abs().sum(), "must return a tensor of fc1.weight's shape"),
+])
+def test_a_broken_keep_signs_stops_the_run_naming_it(mnist_small, tmp_path, keep_signs, message):
     from lthkit.imp import RuleError, Rules
 
-    with pytest.raises(RuleError, match="your keep_signs gave weights of fc1.weight signs other than the initial"):
+    with pytest.raises(RuleError, match=message):
         run_imp(small_config(rounds=1, controls=("signs",)), tmp_path, data=mnist_small, progress=False,
-                rules=Rules(keep_signs=lambda initial, fresh: fresh * initial.sign()))
+                rules=Rules(keep_signs=keep_signs))
 
 
 def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnist_small, tmp_path):

@@ -68,6 +68,27 @@ def test_training_a_supermask_never_changes_a_weight_and_keeps_the_sparsity(mnis
         assert all(mask.alive(n) == round(0.3 * mask.size(n)) for n in mask)
 
 
+def test_a_conv_nets_supermask_trains_in_the_cpu_loops_channels_last_layout(cifar10):
+    training = TrainConfig(iterations=4, eval_every=2, optimizer="sgd", lr=0.1, batch_size=8)
+    model = attach(build_model("conv2", (3, 32, 32)), config(density=0.25, training=training))
+    weights = frozen_weights(model)
+    train(model, cifar10.with_eval_size(100), training, progress=False)
+    assert supermasks(model)["features.0.weight"].scores.is_contiguous(memory_format=torch.channels_last)
+    mask = mask_of(model)
+    assert all(mask.alive(n) == round(0.25 * mask.size(n)) for n in mask)
+    assert all(torch.equal(frozen_weights(model)[n], w) for n, w in weights.items())
+
+
+@pytest.mark.parametrize("kind", ["top_k", "sampled"])
+def test_a_supermask_learns(mnist_small, kind):
+    from lthkit.supermask import make_supermask_config
+
+    run = train_supermask(make_supermask_config(kind, 150, density=0.5 if kind == "top_k" else None,
+                                                eval_every=50), mnist_small)
+    assert run.accuracy > 0.6 and run.run.result.curve[-1].val_loss < run.run.result.curve[1].val_loss
+    assert run.accuracy == run.run.result.curve[-1].test_accuracy
+
+
 def test_the_network_computes_with_the_frozen_weights_under_the_mask():
     model = attach(lenet(), config()).eval()
     mask, weights = mask_of(model), frozen_weights(model)
@@ -108,13 +129,14 @@ def test_signed_constant_keeps_each_sign_at_the_layers_standard_deviation():
         assert torch.equal(w.abs().unique(), w0.std().reshape(1))
 
 
-def test_a_supermask_survives_save_and_load(tmp_path):
-    model = attach(lenet(), config())
+@pytest.mark.parametrize("kind", ["top_k", "sampled"])
+def test_a_supermask_survives_save_and_load(tmp_path, kind):
+    model = attach(lenet(), config(kind))
     with torch.no_grad():
         for s in supermasks(model).values():
             s.scores.normal_()
     torch.save(model.state_dict(), tmp_path / "supermask.pt")
-    again = attach(lenet(seed=1), config(seed=1))
+    again = attach(lenet(seed=1), config(kind, seed=1))
     again.load_state_dict(torch.load(tmp_path / "supermask.pt", weights_only=True))
     assert mask_of(again) == mask_of(model)
     assert all(torch.equal(frozen_weights(again)[n], w) for n, w in frozen_weights(model).items())

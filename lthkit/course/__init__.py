@@ -182,7 +182,7 @@ def experiment_config(settings: dict, *, model: str = "lenet300", controls: tupl
 
 def supermask_config(settings: dict, kind: str, *, density: float | None = None, weights: str = "signed_constant"):
     """The ``SupermaskConfig`` of notebook 08: LeNet-300-100 with the paper's training of ``kind``
-    for the budget's ``mask_iterations``, on the notebook's seed and device."""
+    for the budget's ``mask_iterations``, from the notebook's seed (it trains where the data are)."""
     from lthkit.supermask import make_supermask_config
 
     return make_supermask_config(kind, settings["mask_iterations"], density=density, weights=weights,

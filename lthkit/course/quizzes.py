@@ -167,8 +167,8 @@ QUIZZES["08"] = (
 QUIZZES["09"] = (
     Question("a", "A layer norm's scale multiplies one feature of every token, and a position or the class token is "
                   "added to a whole token: each is one number with a role of its own, not one connection among "
-                  "many, so pruning one removes a feature or a position everywhere. They are also few (under 2% "
-                  "of the parameters). lthkit could mask them like any tensor, (b); and their magnitudes, (c), are "
+                  "many, so pruning one removes a feature or a position everywhere. They are also few (2.5% of "
+                  "the parameters). lthkit could mask them like any tensor, (b); and their magnitudes, (c), are "
                   "not why: layer-norm scales start at 1, the largest values in the network."),
     Question("b", "Chen et al. (2020) rewound to the pre-trained BERT weights: they are where every fine-tuning "
                   "starts, far along in training, so they play the part of late rewinding's iteration k. Tickets "
