@@ -1,6 +1,6 @@
 """What a LeNet-300-100 ticket saves on a CPU, by sparsity and batch: bytes and milliseconds.
 
-    .venv/bin/python benchmarks/ship.py            # about two minutes on 2 CPU cores
+    .venv/bin/python benchmarks/ship.py            # about a minute and a half on 2 CPU cores
     .venv/bin/python benchmarks/ship.py --quick    # a smoke run
 
 For each fraction of weights kept (magnitude-pruned layer by layer from a freshly
