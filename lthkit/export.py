@@ -106,10 +106,11 @@ def load_compact(path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def _dense_bytes(model: nn.Module) -> int:
+def saved_bytes(obj) -> bytes:
+    """What ``torch.save`` writes for ``obj``: sizes of files, compared with files."""
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.tell()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt", rewound: bool = False,
@@ -142,7 +143,7 @@ def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt",
     report = {"run": str(run_dir), "round": r, "weights": "rewound" if rewound else "trained", "format": fmt,
               "model": config["model"], "weights_remaining": ticket.mask.weights_remaining(),
               "prunable_weights": ticket.mask.size(), "kept_weights": ticket.mask.alive(),
-              "dense_bytes": _dense_bytes(model)}
+              "dense_bytes": len(saved_bytes(model.state_dict()))}
     if fmt == "pt":
         report["layers"] = save_compact(model, ticket.mask, out, model_name=config["model"],
                                         input_shape=info.input_shape, num_classes=info.num_classes)

@@ -10,7 +10,6 @@ the sparsity, the layer's size and the batch: ``latency`` measures it with
 
 from __future__ import annotations
 
-import io
 import lzma
 import tempfile
 import warnings
@@ -20,14 +19,8 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from lthkit.export import compact_layer
+from lthkit.export import compact_layer, saved_bytes
 from lthkit.masks import Mask
-
-
-def _saved_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 def sizes(model: nn.Module, mask: Mask) -> dict[str, int]:
@@ -39,9 +32,9 @@ def sizes(model: nn.Module, mask: Mask) -> dict[str, int]:
     header); ``dense_lzma``, the dense file compressed with LZMA, which finds the zeros itself.
     """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    dense = _saved_bytes(state)
-    masked = _saved_bytes({**state, **{f"{n}_mask": m.bool().cpu() for n, m in mask.items()}})
-    compact = _saved_bytes({n: (compact_layer(v, mask[n]) if n in mask else v) for n, v in state.items()})
+    dense = saved_bytes(state)
+    masked = saved_bytes({**state, **{f"{n}_mask": m.bool().cpu() for n, m in mask.items()}})
+    compact = saved_bytes({n: (compact_layer(v, mask[n]) if n in mask else v) for n, v in state.items()})
     return {"dense": len(dense), "masked": len(masked), "compact": len(compact),
             "dense_lzma": len(lzma.compress(dense, preset=6))}
 
