@@ -47,6 +47,22 @@ def csr_bytes(rows: int, kept: int) -> int:
     return 8 * kept + 4 * (rows + 1)
 
 
+def bitmask_layer(weight: torch.Tensor, keep: torch.Tensor) -> dict:
+    """A pruned layer as one bit per weight (``numpy.packbits`` of the flattened mask, first
+    weight in the highest bit) and the kept values in row-major order, float32."""
+    bits = torch.from_numpy(np.packbits(keep.flatten().numpy()))
+    return {"form": "bitmask", "shape": list(weight.shape), "bits": bits, "values": weight[keep].float().clone()}
+
+
+def csr_layer(weight: torch.Tensor, keep: torch.Tensor) -> dict:
+    """A pruned layer as compressed sparse rows of its (out, in·k·k) matrix, 32-bit indices."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        csr = (weight * keep).reshape(weight.shape[0], -1).to_sparse_csr()
+    return {"form": "csr", "shape": list(weight.shape), "crow": csr.crow_indices().to(torch.int32),
+            "col": csr.col_indices().to(torch.int32), "values": csr.values().float().clone()}
+
+
 def compact_layer(weight: torch.Tensor, mask: torch.Tensor) -> dict:
     """One pruned layer in the smallest of the three forms (see the module's docstring)."""
     weight, keep = weight.detach().cpu().float(), mask.detach().cpu().bool()
@@ -56,13 +72,8 @@ def compact_layer(weight: torch.Tensor, mask: torch.Tensor) -> dict:
     if 4 * weight.numel() <= min(csr_bytes(rows, kept), bitmask_bytes(weight.numel(), kept)):
         return {"form": "dense", "shape": list(weight.shape), "values": weight.clone()}
     if csr_bytes(rows, kept) < bitmask_bytes(weight.numel(), kept):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            csr = (weight * keep).reshape(rows, -1).to_sparse_csr()
-        return {"form": "csr", "shape": list(weight.shape), "crow": csr.crow_indices().to(torch.int32),
-                "col": csr.col_indices().to(torch.int32), "values": csr.values().clone()}
-    bits = torch.from_numpy(np.packbits(keep.flatten().numpy()))
-    return {"form": "bitmask", "shape": list(weight.shape), "bits": bits, "values": weight[keep].clone()}
+        return csr_layer(weight, keep)
+    return bitmask_layer(weight, keep)
 
 
 def expand_layer(stored: dict) -> torch.Tensor:

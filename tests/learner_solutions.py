@@ -64,3 +64,10 @@ def top_k_right(scores, density):
 
 def keep_signs_right(initial, fresh):
     return fresh.abs() * initial.sign()
+
+
+def to_bitmask_right(weight, mask):
+    import numpy as np
+
+    keep = mask.bool()
+    return torch.from_numpy(np.packbits(keep.flatten().numpy())), weight[keep].float()

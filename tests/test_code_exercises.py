@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from learner_solutions import (keep_signs_right, prune_argsort, random_right, reinit_right, rewind_right, snip_right,
-                               top_k_right)
+                               to_bitmask_right, top_k_right)
 
 from lthkit.course.exercises import verdict
 from lthkit.models import build_model, init_weights
@@ -554,4 +554,57 @@ def test_a_correct_transformer_kinds_passes(fn):
 ])
 def test_each_transformer_kinds_mistake_is_refused_by_name(kind, named):
     v = verdict("09.prunable-kinds", kinds_mistake(kind))
+    assert not v.correct and named in v.message, v.message
+
+
+# --- 10.bitmask ---------------------------------------------------------------------------------------
+
+
+def bitmask_bits(keep, order="big"):
+    import numpy as np
+
+    return torch.from_numpy(np.packbits(keep.flatten().numpy(), bitorder=order))
+
+
+def bitmask_mistake(kind):
+    def to_bitmask(weight, mask):
+        keep = mask.bool()
+        bits, values = bitmask_bits(keep), weight[keep].float()
+        if kind == "bool bits":
+            return keep.flatten(), values
+        if kind == "little":
+            return bitmask_bits(keep, "little"), values
+        if kind == "zeros as mask":
+            return bitmask_bits(weight != 0), weight[weight != 0]
+        if kind == "column bits":
+            return bitmask_bits(keep.T), values
+        if kind == "every value":
+            return bits, weight.flatten()
+        if kind == "float64":
+            return bits, values.double()
+        if kind == "column values":
+            return bits, weight.T[keep.T]
+        if kind == "non-zero values":
+            return bits, weight[weight != 0]
+        if kind == "in place":
+            weight.mul_(keep)
+            mask.fill_(True)
+            return bits, values
+        return [bits, values]
+    return to_bitmask
+
+
+def test_a_correct_to_bitmask_passes_and_lthkit_reads_it_back():
+    v = verdict("10.bitmask", to_bitmask_right)
+    assert v.correct and "bit for bit" in v.message, v.message
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("bool bits", "one byte per weight"), ("little", "bit order"), ("zeros as mask", "weights' zeros"),
+    ("column bits", "column by column"), ("every value", "every weight"), ("float64", "float32"),
+    ("column values", "column by column"), ("non-zero values", "non-zero weights"), ("in place", "in place"),
+    ("a list", "two tensors"),
+])
+def test_each_to_bitmask_mistake_is_refused_by_name(kind, named):
+    v = verdict("10.bitmask", bitmask_mistake(kind))
     assert not v.correct and named in v.message, v.message

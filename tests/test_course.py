@@ -169,7 +169,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
         "06.finetune-lr": (0.001, {}), "06.instability-by-hand": (25, {}),
         "06.earliest-stable": (20, {"lines": {0: [0.5, 0.8, 0.5], 20: [0.3, 0.31, 0.3], 50: [0.2, 0.2, 0.2]}}),
         "07.imp-trainings": (19, {}), "08.mask-bytes": (33275, {}),
-        "09.weights-after-4": (13.2, {}),
+        "09.weights-after-4": (13.2, {}), "10.csr-crossover": (3.0, {}),
     }
     for name, (answer, context) in right.items():
         assert verdict(name, answer, **context).correct, name

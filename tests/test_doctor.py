@@ -50,20 +50,18 @@ def test_a_ready_machine_is_reported_ready_with_a_prediction_per_notebook_and_bu
     assert fake_speed == [10, 50]
     assert "  mnist: present and verified" in lines
     assert any(line.startswith("  note: fashion-mnist: missing") and "lthkit data download" in line for line in lines)
-    assert any(line.startswith("  note: cifar10: missing") and "notebooks 05 and 06 need it" in line for line in lines)
+    assert any(line.startswith("  note: cifar10: missing") and "notebooks 05, 06 and 10 need it" in line for line in lines)
     assert "  torch: " + course.torch.__version__ in lines and f"  {resolve_device('auto')}: works" in lines
     assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
     table = lines.index("  notebook " + "".join(f"{b:>11}" for b in course.BUDGET_NAMES))
-    notebooks = sorted((*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS))
+    notebooks = sorted({*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS})
     rows = dict(zip(notebooks, lines[table + 1:table + 1 + len(notebooks)]))
-    for nb in course.LENET_NOTEBOOKS:
-        expected = [doctor.format_minutes(course.predict_minutes(FAKE_SPEED, b)[nb]) for b in course.BUDGET_NAMES]
+    for nb in notebooks:  # the LeNet share from the LeNet burst, the CIFAR-10 share from the conv bursts
+        lenet = [course.predict_minutes(FAKE_SPEED, b).get(nb, 0) for b in course.BUDGET_NAMES]
+        cifar = [course.predict_cifar_minutes(FAKE_CIFAR_SPEED, b).get(nb, 0) for b in course.BUDGET_NAMES]
+        expected = [doctor.format_minutes(a + c) for a, c in zip(lenet, cifar)]
         assert rows[nb].split() == [nb, *" ".join(expected).split()]
-    for nb in course.CIFAR_NOTEBOOKS:  # from the conv bursts, not the LeNet one
-        row = rows[nb]
-        expected = [doctor.format_minutes(course.predict_cifar_minutes(FAKE_CIFAR_SPEED, b)[nb])
-                    for b in course.BUDGET_NAMES]
-        assert row.split() == [nb, *" ".join(expected).split()]
+    assert {nb for nb in notebooks if nb in course.LENET_NOTEBOOKS and nb in course.CIFAR_NOTEBOOKS} == {"10"}
 
 
 def test_missing_mnist_is_a_problem(tmp_path, fake_speed):
@@ -116,11 +114,11 @@ def test_a_real_burst_measures_this_machine_and_predicts_every_notebook(tmp_path
     speed_line = next(line for line in lines if "ms per iteration" in line)
     assert speed_line.startswith(f"  {speed['per_iteration'] * 1000:.2f} ms per iteration,")
     assert not any("too few" in line for line in lines)
-    notebooks = sorted((*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS))
-    rows = [line for line in lines if line.startswith("  0") and line.strip()[:2] in notebooks]
+    notebooks = sorted({*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS})
+    rows = [line for line in lines if line.startswith(("  0", "  1")) and line.strip()[:2] in notebooks]
     assert [row.split()[0] for row in rows] == notebooks
     for row, nb in zip(rows, notebooks):  # the LeNet notebooks predicted from this very burst
-        if nb not in course.LENET_NOTEBOOKS:
+        if nb in course.CIFAR_NOTEBOOKS:
             continue
         assert row.split()[1:] == " ".join(doctor.format_minutes(course.predict_minutes(speed, b)[nb])
                                            for b in course.BUDGET_NAMES).split()
@@ -146,3 +144,17 @@ def test_cifar_notebooks_are_predicted_from_what_their_cells_train():
         (1, 30), (1, 300), (1, 300), (1, 0), (1, 270), (1, 270), (1, 0), (1, 300), (2, 270), (1, 300), (1, 270), (1, 270)]
     one = {name: {"per_iteration": 1.0, "per_extra_arm": 0.5, "per_image": 0.0} for name in ("conv2", "resnet20")}
     assert course.predict_cifar_minutes(one, "classroom")["05"] == (300 + 6 * 300 * 1.5) / 60
+
+
+def test_notebook_10_is_predicted_from_both_bursts():
+    # CIFAR-10: each ticket's dense round and rounds (Conv-2 2, ResNet-20 1), then two channel-pruned networks
+    assert [(model, arms, its) for model, arms, its, _ in course.cifar_work("10", "classroom")] == [
+        ("conv2", 1, 300)] * 5 + [("resnet20", 1, 300)] * 4
+    assert [its for model, _, its, _ in course.cifar_work("10", "paper") if model == "resnet20"] == [63000] * 11
+    # LeNet-300-100: its dense round, 5 rounds and two channel-pruned networks, each 1834 iterations
+    alone, together, evals, masks = course.training_work("10", "classroom")
+    assert (alone, together, masks) == (8 * 1834, 0, 0) and evals == 8 * (1834 // 100 + 2)
+    minutes = course.predicted_minutes(FAKE_SPEED, FAKE_CIFAR_SPEED)
+    assert minutes["10"] == pytest.approx(course.predict_minutes(FAKE_SPEED)["10"]
+                                          + course.predict_cifar_minutes(FAKE_CIFAR_SPEED)["10"])
+    assert minutes["05"] == course.predict_cifar_minutes(FAKE_CIFAR_SPEED)["05"]

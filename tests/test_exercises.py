@@ -64,6 +64,10 @@ def test_the_unit_rule(typed, unit, value, decimals):
 # word the message must contain)
 
 NUMERIC = {
+    "10.csr-crossover": (
+        [3.0, "3.0%", 0.030, 2.997, "3"],
+        [(3.1, "row pointers"), (1.4, "64-bit indices"), (24.9, "one byte per weight"), (3.2, "n/8 + 4·kept")],
+    ),
     "09.weights-after-4": (
         [13.2, "13.2%", 0.132, 13.21, "13.21"],
         [(12.96, "every kind at 40%"), (2.56, "0.4⁴"), (41.0, "the head's share"), (13.0, "one decimal"),

@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lthkit"
 COURSE = "course"  # the package lthkit.course and everything in it
 COURSE_MODULES = {"course", "course.exercises", "course.code_exercises", "course.quizzes", "course.verdicts",
-                  "course.widgets", "course.plots", "course.doctor"}
+                  "course.widgets", "course.plots", "course.doctor", "course.shipping"}
 ENTRY_POINTS = {"cli", "__init__"}
 
 

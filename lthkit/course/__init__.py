@@ -76,6 +76,23 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "classroom": {"subset": None, "iterations": 1834, "rounds": 4, "eval_every": 200, "rewind_iteration": 200},
         "paper": {"subset": None, "iterations": 9170, "rounds": 8, "eval_every": 100, "rewind_iteration": 500},
     },
+    # Shipping a ticket: LeNet-300-100 on MNIST, Conv-2 and ResNet-20 on CIFAR-10, each pruned to its paper's
+    # ticket sparsity in ticket_rounds rounds (models, in that order), ResNet-20 rewound to rewind_iteration;
+    # channel_keeps: the channel-pruned networks; table_images: test images the table measures on (None: all);
+    # timing: (medians per batch size, seconds each) for torch.utils.benchmark.
+    "10": {
+        "test": {"subset": 500, "iterations": 20, "cifar_iterations": 4, "eval_every": 10, "eval_images": 200,
+                 "table_images": 200, "rewind_iteration": 2, "models": ("lenet300", "conv2", "resnet20"),
+                 "ticket_rounds": (1, 1, 1), "channel_keeps": (0.5,), "timing": (1, 0.01)},
+        "classroom": {"subset": None, "iterations": 1834, "cifar_iterations": 300, "eval_every": 100,
+                      "eval_images": 1000, "table_images": 2000, "rewind_iteration": 30,
+                      "models": ("lenet300", "conv2", "resnet20"), "ticket_rounds": (5, 2, 1),
+                      "channel_keeps": (0.5, 0.25), "timing": (3, 0.2)},
+        "paper": {"subset": None, "iterations": 50000, "cifar_iterations": None, "eval_every": 1000,
+                  "eval_images": None, "table_images": None, "rewind_iteration": 2000,
+                  "models": ("lenet300", "conv2", "resnet20"), "ticket_rounds": (15, 11, 8),
+                  "channel_keeps": (0.5, 0.25), "timing": (5, 0.5)},
+    },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
     # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control.
     "05": {
@@ -337,8 +354,10 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     knobs = BUDGETS[notebook][budget]
     its, every = knobs["iterations"], knobs.get("eval_every", knobs["iterations"])
     rounds = knobs.get("rounds", 0)
+    if notebook == "10":  # LeNet-300-100's share: its ticket's rounds and the channel-pruned networks
+        rounds = knobs["ticket_rounds"][knobs["models"].index("lenet300")] + len(knobs["channel_keeps"])
     alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds, "08": 1,
-             "09": 1 + rounds}[notebook]
+             "09": 1 + rounds, "10": 1 + rounds}[notebook]
     # 07 trains 10 arms a round beside one another in runs of 2 or 4 (IMP and each score at initialisation
     # with their checks), counted here in units of three arms side by side; 08's IMP rounds train three arms
     together = {"04": rounds, "07": 10 * rounds // 3, "08": rounds, "09": rounds}.get(notebook, 0)
@@ -349,7 +368,7 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     return alone * its, together * its, evals, masks * mask_its
 
 
-LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08", "09")
+LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08", "09", "10")
 
 
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:
@@ -366,7 +385,7 @@ def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[
     return out
 
 
-CIFAR_NOTEBOOKS = ("05", "06")
+CIFAR_NOTEBOOKS = ("05", "06", "10")
 
 
 def _cifar_split(n: int, g: torch.Generator, device: torch.device):
@@ -417,7 +436,7 @@ def measure_cifar_speed(models: tuple[str, ...] = ("conv2", "conv4", "conv6", "r
 
 
 def cifar_work(notebook: str, budget: str) -> list[tuple[str, int, int, int]]:
-    """What notebook 05 or 06 trains at a budget, as (network, arms trained side by side,
+    """What notebook 05, 06 or 10 (its CIFAR-10 share) trains at a budget, as (network, arms trained side by side,
     iterations, images evaluated per arm), one entry per training, mirroring the notebooks' cells."""
     from lthkit.models import model_spec
 
@@ -430,6 +449,12 @@ def cifar_work(notebook: str, budget: str) -> list[tuple[str, int, int, int]]:
         return model, arms, its, (its // every + 2) * per_eval + extra_images
 
     jobs = []
+    if notebook == "10":  # the CIFAR-10 networks' share: each ticket's rounds, then its channel-pruned networks
+        for model, rounds in zip(knobs["models"], knobs["ticket_rounds"]):
+            if model != "lenet300":
+                its = knobs["cifar_iterations"] or model_spec(model).paper.iterations
+                jobs += [job(model, 1, its)] * (1 + rounds + len(knobs["channel_keeps"]))
+        return jobs
     if notebook == "05":
         for model in knobs["models"]:
             its, arms = knobs["iterations"] or model_spec(model).paper.iterations, 1 + len(knobs["controls"])
@@ -461,6 +486,14 @@ def predict_cifar_minutes(speed: dict[str, dict[str, float]], budget: str = "cla
             total += its * (s["per_iteration"] + (arms - 1) * s["per_extra_arm"]) + arms * images * s["per_image"]
         out[nb] = total / 60
     return out
+
+
+def predicted_minutes(speed: dict[str, float], cifar_speed: dict[str, dict[str, float]],
+                      budget: str = "classroom") -> dict[str, float]:
+    """Minutes each notebook trains at ``budget``: its LeNet-300-100 share (``predict_minutes``)
+    and its CIFAR-10 share (``predict_cifar_minutes``) added; notebook 10 has both."""
+    lenet, cifar = predict_minutes(speed, budget), predict_cifar_minutes(cifar_speed, budget)
+    return {nb: lenet.get(nb, 0.0) + cifar.get(nb, 0.0) for nb in sorted({*lenet, *cifar})}
 
 
 def one_shot(config, out_dir: str | Path, r: int, *, data, progress: bool = True):

@@ -32,7 +32,7 @@ PINNED = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "papermil
 NEEDED_BY = {
     "mnist": "notebooks 00-04 and 07-09 need it",
     "fashion-mnist": "only 'lthkit imp --dataset fashion-mnist' uses it",
-    "cifar10": "notebooks 05 and 06 need it",
+    "cifar10": "notebooks 05, 06 and 10 need it",
 }
 REQUIRED = ("mnist",)
 
@@ -186,13 +186,12 @@ def run_doctor(
 
 
 def log_predictions(speed: dict[str, float], cifar_speed: dict[str, dict[str, float]], log=print) -> None:
-    """The table of predicted training minutes, notebook by budget: the LeNet-300-100 notebooks
-    (00-04, 07-09) from the LeNet and transformer bursts (``course.measure_speed``), 05 and 06 from the CIFAR-10 bursts
-    (``course.measure_cifar_speed``)."""
+    """The table of predicted training minutes, notebook by budget (``course.predicted_minutes``):
+    what LeNet-300-100 and the transformer train from their bursts (``course.measure_speed``), what
+    the CIFAR-10 networks train from theirs (``course.measure_cifar_speed``)."""
     log("Predicted training time per notebook (a lower bound: plots, checkpoints and starting the "
         "kernel come on top)")
-    minutes = {budget: {**course.predict_minutes(speed, budget), **course.predict_cifar_minutes(cifar_speed, budget)}
-               for budget in course.BUDGET_NAMES}
+    minutes = {budget: course.predicted_minutes(speed, cifar_speed, budget) for budget in course.BUDGET_NAMES}
     log("  notebook " + "".join(f"{budget:>11}" for budget in course.BUDGET_NAMES))
-    for nb in sorted((*course.LENET_NOTEBOOKS, *course.CIFAR_NOTEBOOKS)):
+    for nb in minutes["classroom"]:
         log(f"  {nb:<8} " + "".join(f"{format_minutes(minutes[b][nb]):>11}" for b in course.BUDGET_NAMES))

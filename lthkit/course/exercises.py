@@ -686,3 +686,25 @@ def _vit_weights_after_four(answer) -> Verdict:
     ], hint="each kind keeps (1 - rate) of its surviving weights each round: 0.6⁴ of the embedding, attention "
             "and mlp weights, 0.8⁴ of the head's; add the weights left and divide by all 69,312.")
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 10
+
+@exercise("10.csr-crossover")
+def _csr_crossover(answer) -> Verdict:
+    from lthkit.export import bitmask_bytes, csr_bytes
+
+    rows, columns = 300, 784
+    n = rows * columns
+    kept = next(k for k in range(n, -1, -1) if csr_bytes(rows, k) < bitmask_bytes(n, k))
+    return judge_number(answer, 100 * kept / n, unit="percent", tolerance=0.05, min_decimals=1, mistakes=[
+        Mistake(100 / 32, "leaves out CSR's row pointers, 4 bytes for each of the 301: they cost a little of the "
+                          "room below 1 in 32."),
+        Mistake(100 * (n / 8 - 8 * (rows + 1)) / 8 / n, "uses 64-bit indices (PyTorch's own): with 32-bit ones "
+                                                         "each kept weight costs 8 bytes in CSR, not 12."),
+        Mistake(100 * (n - 4 * (rows + 1)) / 4 / n, "stores the mask as one byte per weight: packed, it takes one "
+                                                     "bit."),
+    ], hint="a bitmask takes n/8 + 4·kept bytes, CSR 8·kept + 4·(rows + 1) (a value and a column index per kept "
+            "weight, a pointer per row and one more): solve 8k + 4·301 < 235,200/8 + 4k for k, as a percentage "
+            "of 235,200.")

@@ -38,7 +38,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.legend import Legend
 from matplotlib.patches import Patch
 from matplotlib.textpath import TextToPath
-from matplotlib.ticker import FuncFormatter, Locator, NullFormatter
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
 from matplotlib.transforms import offset_copy
 
 from lthkit.results import ArmResult, Results
@@ -490,3 +490,53 @@ _KEY_LABELS = {
     "val_loss": "validation loss",
     "train_loss": "training loss",
 }
+
+
+# --- notebook 10: what shipping a ticket saves -----------------------------------------------------
+
+def _plain_log_axis(axis) -> None:
+    """Ticks of a log axis at 1, 2 and 5 of each decade, written as plain numbers (0.2, 1, 5)."""
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def plot_shipping(forms: Sequence, batch: int, ax: Axes | None = None) -> Axes:
+    """Each form of ``lthkit.course.shipping`` that computes, as one point: its file's size against
+    its time per forward pass at ``batch``, both relative to the dense network (the first form,
+    drawn as the course draws the dense network), on log axes; lower left is smaller and faster.
+    Dotted lines mark the dense network's."""
+    ax = _axes(ax)
+    dense = forms[0]
+    for i, form in enumerate(f for f in forms if batch in f.ms):
+        cycle = i - 1 + (i > 3)  # the cycle's fourth style, blue diamonds, would pass for the dense network's
+        ax.plot([form.bytes / dense.bytes], [form.ms[batch] / dense.ms[batch]], linestyle="none", markersize=8,
+                label=form.name, **(style("dense") if form is dense else style(form.name, cycle)))
+    ax.axvline(1, color=GREY, linestyle=":", linewidth=1)
+    ax.axhline(1, color=GREY, linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_axis(ax.xaxis)
+    _plain_log_axis(ax.yaxis)
+    ax.set_xlabel("file size / dense")
+    ax.set_ylabel(f"time at batch {batch} / dense")
+    return ax
+
+
+def plot_speedups(densities: Sequence[float], speedups: Mapping[str, Sequence[float]], ax: Axes | None = None
+                  ) -> Axes:
+    """Speed-up of ``torch.sparse`` CSR over dense (above 1: faster) against the fraction of weights
+    kept, one line per layer, on the paper's reversed log axis; a dashed line at 1."""
+    ax = _axes(ax)
+    for i, (label, values) in enumerate(speedups.items()):
+        ax.plot([100 * d for d in densities], values, label=label, **style(label, i))
+    ax.axhline(1, color="#555555", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.invert_xaxis()
+    ax.set_xticks([100 * d for d in densities], [f"{100 * d:g}%" for d in densities])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    _plain_log_axis(ax.yaxis)
+    ax.set_xlabel("weights kept")
+    ax.set_ylabel("speed-up of CSR over dense (×)")
+    return ax

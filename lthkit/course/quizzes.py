@@ -181,6 +181,21 @@ QUIZZES["09"] = (
 )
 
 
+QUIZZES["10"] = (
+    Question("b", "A mask only sets weights to zero: the file still holds every weight (and the mask beside it) and "
+                  "every multiplication still happens, zeros included, so the masked ticket measured as large "
+                  "and exactly as fast as the dense network. It saves bytes once stored in a format that skips "
+                  "the zeros, and time only with a kernel that skips them, (a) and (c) are what it does not do."),
+    Question("c", "torch.sparse's CSR product reads an index with every kept weight and skips the rest: it wins "
+                  "once few weights are kept and the layer is large enough for the skipped work to outweigh the "
+                  "call's fixed cost, earlier the larger the layer (a 4096 x 4096 layer from about a fifth kept, "
+                  "LeNet's fc1 hardly at all). Batch 1 is no rule, (a): on LeNet's fc1 CSR lost at batch 1 at "
+                  "every sparsity measured; and small layers, (b), are the ones where it does not pay."),
+    Question("a", "Removing whole channels leaves a smaller dense network: the same dense kernels, on any runtime, "
+                  "do less work, so it is faster at batch 1 and 64 alike. It costs accuracy at the same number "
+                  "of weights, (b) is the trade, not a free lunch; and no sparse kernel is involved, (c)."),
+)
+
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
     text = " ".join(answer) if isinstance(answer, (list, tuple)) else answer

@@ -1,0 +1,167 @@
+"""Notebook 10's tickets and its table: each way of shipping a ticket, measured on this machine.
+
+``ticket_run`` finds a network's ticket at the sparsity its paper reports, in the budget's rounds;
+``shipping_forms`` builds the ways to ship it (``lthkit.ship``'s pieces) beside the dense network
+and channel-pruned networks trained as long; ``measure`` gives each its test accuracy, its bytes
+and its CPU latency at each batch size, and ``print_table`` shows them relative to the dense network.
+"""
+
+from __future__ import annotations
+
+import lzma
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PAPER_ROUNDS = {"lenet300": 15, "conv2": 11, "resnet20": 8}
+"""Rounds of each network's paper rates whose sparsity notebook 10 ships: 15 leave LeNet-300-100
+3.5% of its fully-connected weights, 8 leave ResNet-20 16.8% (the sparsities of Frankle et al.
+2020's Table 1), 11 leave Conv-2 about a tenth (Frankle & Carbin: tickets at 10-20% or less)."""
+
+
+def compressed_rates(rates: dict[str, float], paper_rounds: int, rounds: int) -> dict[str, float]:
+    """Per-kind rates that reach in ``rounds`` rounds what ``rates`` reach in ``paper_rounds``:
+    the same sparsity in fewer, larger steps (a budget's; the paper's slower pruning finds
+    better tickets, Frankle & Carbin's Figure 7)."""
+    return {kind: 1 - (1 - rate) ** (paper_rounds / rounds) for kind, rate in rates.items()}
+
+
+def ticket_config(settings: dict, model: str):
+    """The IMP config of ``model``'s ticket: its paper's training for the budget's length, its
+    paper's rates compressed into the budget's rounds for it, late rewinding for ResNet-20."""
+    from lthkit.config import make_config
+    from lthkit.course import experiment_config
+
+    rounds = dict(zip(settings["models"], settings["ticket_rounds"]))[model]
+    lenet = model == "lenet300"
+    knobs = dict(settings, rounds=rounds, iterations=settings["iterations" if lenet else "cifar_iterations"],
+                 eval_images=None if lenet else settings["eval_images"])
+    paper = make_config(model=model).prune_rates
+    rewind = settings["rewind_iteration"] if model == "resnet20" else 0
+    return experiment_config(knobs, model=model, prune_rates=compressed_rates(paper, PAPER_ROUNDS[model], rounds),
+                             rewind_iteration=rewind)
+
+
+@dataclass
+class Shipped:
+    """One way to ship a network: the module that computes (``None`` for a file that loads back as
+    another row's network), the bytes of its file, and, once measured, its test accuracy and
+    milliseconds per forward pass by batch size (the best of the repeats' medians, and all of them)."""
+
+    name: str
+    model: nn.Module | None
+    bytes: int
+    note: str = ""
+    accuracy: float | None = None
+    ms: dict[int, float] = field(default_factory=dict)
+    repeats: dict[int, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "bytes": self.bytes, "note": self.note, "accuracy": self.accuracy,
+                "ms": self.ms, "repeats": self.repeats}
+
+
+def shipping_forms(dense: nn.Module, ticket: nn.Module, mask, input_shape: tuple[int, ...], folder: str | Path,
+                   *, model_name: str, channel_pruned: dict[float, nn.Module] | None = None,
+                   threads: int | None = None) -> list[Shipped]:
+    """The dense network and its ticket (pruned weights zero) shipped every way ``lthkit.ship``
+    knows, files written under ``folder``; ``channel_pruned`` maps kept fractions to trained
+    channel-pruned networks."""
+    from lthkit.export import OnnxModule, load_compact, save_compact, saved_bytes, write_onnx
+    from lthkit.ship import int8_dynamic, onnx_int8, sizes, with_sparse_kernels
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dense, ticket = dense.cpu().eval(), ticket.cpu().eval()
+    size = sizes(ticket, mask)
+    save_compact(ticket, mask, folder / "ticket.pt", model_name=model_name, input_shape=input_shape,
+                 num_classes=ticket.state_dict()[next(reversed(ticket.state_dict()))].shape[0])
+    write_onnx(ticket, input_shape, folder / "ticket.onnx")
+    state_bytes = lambda m: len(saved_bytes(m.state_dict()))  # noqa: E731
+    sparse, int8 = with_sparse_kernels(ticket, mask), int8_dynamic(ticket)
+    forms = [
+        Shipped("dense network", dense, state_bytes(dense), "trained without pruning"),
+        Shipped("ticket, masked", ticket, size["masked"], "zeros stored and multiplied, mask beside"),
+        Shipped("ticket, compact file", load_compact(folder / "ticket.pt"), (folder / "ticket.pt").stat().st_size,
+                "bitmask/CSR file, read back dense"),
+        Shipped("ticket, LZMA file", None, len(lzma.compress(saved_bytes(ticket.state_dict()), preset=6)),
+                "the zeros compressed away; loads back dense"),
+        Shipped("ticket, CSR kernels", sparse, state_bytes(sparse), "torch.sparse CSR linear layers"),
+        Shipped("ticket, onnxruntime", OnnxModule(folder / "ticket.onnx", threads),
+                (folder / "ticket.onnx").stat().st_size, "ONNX graph, zeros multiplied"),
+        Shipped("ticket, int8 (PyTorch)", int8, state_bytes(int8), "linear layers int8, dynamic"),
+        Shipped("ticket, int8 (onnxruntime)", onnx_int8(ticket, input_shape, folder / "int8", threads),
+                (folder / "int8" / "model-int8.onnx").stat().st_size, "every layer int8, dynamic"),
+    ]
+    for keep, network in sorted((channel_pruned or {}).items(), reverse=True):
+        forms.append(Shipped(f"channels kept {keep:.0%}", network.cpu().eval(), state_bytes(network),
+                             f"{sum(p.numel() for p in network.parameters()):,} parameters, dense"))
+    return forms
+
+
+def measure(forms: list[Shipped], test, input_shape: tuple[int, ...], *, batches: tuple[int, ...] = (1, 64),
+            repeats: int = 3, min_run_time: float = 0.2, threads: int | None = None) -> list[Shipped]:
+    """Each form's accuracy on ``test`` (a ``Split``, moved to the CPU) and its latency with
+    ``lthkit.ship.latency``: ``repeats`` medians per batch size, the best kept, since this
+    machine's speed drifts between seconds (the spread is kept too)."""
+    from lthkit.data import Split
+    from lthkit.ship import latency
+    from lthkit.train import evaluate
+
+    test = Split(test.x.cpu(), test.y.cpu())
+    for form in forms:
+        if form.model is None:
+            continue
+        form.accuracy = evaluate(form.model, test)[1]
+        for batch in batches:
+            x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(batch))
+            form.repeats[batch] = [latency(form.model, x, threads=threads, min_run_time=min_run_time).median * 1e3
+                                   for _ in range(repeats)]
+            form.ms[batch] = min(form.repeats[batch])
+    return forms
+
+
+def print_table(title: str, forms: list[Shipped]) -> None:
+    """The forms beside the dense network (the first): accuracy, bytes, and milliseconds per batch
+    with the speed-up against dense (above 1× is faster)."""
+    dense = forms[0]
+    batches = list(dense.ms)
+    print(title)
+    print(f"{'':28s} {'accuracy':>8s} {'bytes':>11s} {'× dense':>8s}"
+          + "".join(f"{f'batch {b} ms':>13s} {'speed-up':>8s}" for b in batches))
+    for form in forms:
+        accuracy = f"{form.accuracy:.2%}" if form.accuracy is not None else "   —"
+        cells = "".join(f"{form.ms[b]:13.3f} {dense.ms[b] / form.ms[b]:7.2f}×" if b in form.ms else f"{'—':>13s} {'':8s}"
+                        for b in batches)
+        print(f"{form.name:28s} {accuracy:>8s} {form.bytes:11,} {form.bytes / dense.bytes:8.3f}{cells}")
+    print()
+
+
+def trained_channel_pruned(dense: nn.Module, keep: float, config, data, folder: str | Path) -> nn.Module:
+    """``dense`` with ``keep`` of each hidden layer's channels (``lthkit.ship.channel_pruned``),
+    trained again as long as the ticket was, with the ticket's training; saved in ``folder`` and
+    read back from there when the cell runs again (the same pruning, then the trained weights)."""
+    from lthkit.ship import channel_pruned
+    from lthkit.train import train
+
+    path = Path(folder) / f"channels-{keep:g}.pt"
+    network = channel_pruned(dense, tuple(data.info.input_shape), keep).to(data.device)
+    if path.exists():
+        network.load_state_dict(torch.load(path, map_location=data.device, weights_only=True))
+        return network.eval()
+    train(network, data, config.training, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(network.state_dict(), path)
+    return network.eval()
+
+
+def table_split(config, images: int | None):
+    """The first ``images`` test images of ``config``'s dataset (all with ``None``), on the CPU:
+    what the table measures every form on."""
+    from lthkit.data import Split, load_dataset
+
+    test = load_dataset(config.dataset, device="cpu").test
+    n = images or len(test)
+    return Split(test.x[:n], test.y[:n])

@@ -1,0 +1,96 @@
+"""Notebook 10's tickets and table: the paper's sparsity in fewer rounds, every form measured and consistent."""
+
+import pytest
+import torch
+
+from lthkit import course
+from lthkit.config import make_config
+from lthkit.course import shipping
+from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+from lthkit.models import build_model
+from lthkit.ship import channel_pruned
+
+
+def settings(budget):
+    return course.notebook_settings("10", budget, seed=0, device="cpu", output_dir="unused", iterations=None,
+                                    cifar_iterations=None, rewind_iteration=None, subset=None, eval_every=None,
+                                    eval_images=None, table_images=None)
+
+
+def test_compressed_rates_reach_the_papers_sparsity_in_fewer_rounds():
+    rates = shipping.compressed_rates({"fc": 0.2, "output": 0.1}, 15, 5)
+    assert (1 - rates["fc"]) ** 5 == pytest.approx(0.8 ** 15) and (1 - rates["output"]) ** 5 == pytest.approx(0.9 ** 15)
+    assert shipping.compressed_rates({"conv": 0.2}, 8, 8) == {"conv": pytest.approx(0.2)}
+
+
+@pytest.mark.parametrize("budget", ["test", "classroom", "paper"])
+def test_each_ticket_reaches_its_papers_sparsity(budget):
+    s = settings(budget)
+    for model, rounds in zip(s["models"], s["ticket_rounds"]):
+        config = shipping.ticket_config(s, model)
+        paper = make_config(model=model)
+        assert config.rounds == rounds and config.global_pruning == paper.global_pruning
+        for kind, rate in config.prune_rates.items():
+            assert (1 - rate) ** rounds == pytest.approx((1 - paper.prune_rates[kind]) ** shipping.PAPER_ROUNDS[model])
+        assert config.rewind_iteration == (s["rewind_iteration"] if model == "resnet20" else 0)
+        assert config.eval_images == (None if model == "lenet300" else s["eval_images"])
+    assert (0.8 ** shipping.PAPER_ROUNDS["lenet300"], 0.8 ** shipping.PAPER_ROUNDS["resnet20"]) == pytest.approx(
+        (0.035, 0.168), abs=0.001)
+    if budget == "paper":
+        assert shipping.ticket_config(s, "conv2").training.iterations == 20000
+        assert shipping.ticket_config(s, "lenet300").training.iterations == 50000
+
+
+def ticket(rate=0.9):
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    mask = prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, {"fc": rate, "output": rate / 2}))
+    mask.apply_(model)
+    return model.eval(), mask
+
+
+def test_every_form_is_measured_and_the_forms_that_compute_the_ticket_agree(mnist_small, tmp_path, capsys):
+    dense, (model, mask) = build_model("lenet300", (1, 28, 28), seed=1).eval(), ticket()
+    channels = {0.5: channel_pruned(dense, (1, 28, 28), 0.5)}
+    forms = shipping.shipping_forms(dense, model, mask, (1, 28, 28), tmp_path, model_name="lenet300",
+                                    channel_pruned=channels, threads=1)
+    shipping.measure(forms, mnist_small.test, (1, 28, 28), batches=(1, 8), repeats=2, min_run_time=0.01, threads=1)
+    by = {f.name: f for f in forms}
+    assert list(by) == ["dense network", "ticket, masked", "ticket, compact file", "ticket, LZMA file",
+                        "ticket, CSR kernels", "ticket, onnxruntime", "ticket, int8 (PyTorch)",
+                        "ticket, int8 (onnxruntime)", "channels kept 50%"]
+    assert by["ticket, masked"].bytes > by["dense network"].bytes > 5 * by["ticket, compact file"].bytes
+    assert by["ticket, compact file"].bytes == (tmp_path / "ticket.pt").stat().st_size
+    assert by["ticket, LZMA file"].model is None and by["ticket, LZMA file"].accuracy is None
+    same = {by[n].accuracy for n in ("ticket, masked", "ticket, compact file", "ticket, CSR kernels",
+                                     "ticket, onnxruntime")}
+    assert len(same) == 1, "the compact file, the CSR kernels and onnxruntime compute the masked ticket"
+    assert abs(by["ticket, int8 (PyTorch)"].accuracy - by["ticket, masked"].accuracy) < 0.05
+    for form in forms:
+        if form.model is not None:
+            assert set(form.ms) == {1, 8} and all(len(r) == 2 for r in form.repeats.values())
+            assert form.ms[8] == min(form.repeats[8]) > 0
+    shipping.print_table("lenet300", forms)
+    printed = capsys.readouterr().out
+    assert all(f.name in printed for f in forms) and printed.count("1.00×") >= 2
+    assert forms[0].to_dict()["ms"] == forms[0].ms
+
+
+def test_a_channel_pruned_network_is_trained_once_and_read_back(mnist_small, tmp_path, monkeypatch):
+    dense = build_model("lenet300", (1, 28, 28), seed=0)
+    config = make_config(model="lenet300", iterations=20, eval_every=10, device="cpu")
+    first = shipping.trained_channel_pruned(dense, 0.25, config, mnist_small, tmp_path)
+    assert first.fc1.out_features == 75 and (tmp_path / "channels-0.25.pt").exists()
+    assert not torch.equal(first.fc1.weight, dense.fc1.weight[:75])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of read back")
+
+    monkeypatch.setattr("lthkit.train.train", no_training)
+    again = shipping.trained_channel_pruned(dense, 0.25, config, mnist_small, tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+
+
+def test_the_table_measures_on_the_first_test_images():
+    split = shipping.table_split(make_config(model="lenet300"), 300)
+    assert len(split) == 300 and split.x.device.type == "cpu"
+    assert len(shipping.table_split(make_config(model="lenet300"), None)) == 10000
