@@ -21,12 +21,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 ifneq ($(WHEELHOUSE),)
-	$(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e ".[course,test]"
+	$(BIN)/python -m pip install --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e ".[course,test,sweep]"
 else ifeq ($(TORCH),cpu)
 	$(BIN)/python -m pip install --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH_CPU_PINS)
-	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test]" $(TORCH_CPU_PINS)
+	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test,sweep]" $(TORCH_CPU_PINS)
 else
-	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[course,test,sweep]"
 endif
 	touch $(STAMP)
 
@@ -50,10 +50,10 @@ wheelhouse:
 	mkdir -p $(WHEELHOUSE_DIR)
 ifeq ($(TORCH),cpu)
 	$(WHEELHOUSE_PIP) download --no-deps --index-url $(TORCH_CPU_INDEX) -d $(WHEELHOUSE_DIR)/.torch-cpu $(TORCH_CPU_PINS)
-	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) --find-links $(WHEELHOUSE_DIR)/.torch-cpu -c constraints.txt ".[course,test]" $(TORCH_CPU_PINS)
+	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) --find-links $(WHEELHOUSE_DIR)/.torch-cpu -c constraints.txt ".[course,test,sweep]" $(TORCH_CPU_PINS)
 	rm -rf $(WHEELHOUSE_DIR)/.torch-cpu
 else
-	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) -c constraints.txt ".[course,test]"
+	$(WHEELHOUSE_PIP) wheel -w $(WHEELHOUSE_DIR) -c constraints.txt ".[course,test,sweep]"
 endif
 	$(WHEELHOUSE_PIP) download -d $(WHEELHOUSE_DIR) "$(BUILD_REQUIRES)"
 	rm -f $(WHEELHOUSE_DIR)/lthkit-*.whl
@@ -89,10 +89,11 @@ notebooks: install
 	$(BIN)/python tools/refresh_notebooks.py
 
 # The speed tables (not part of the tests): lthkit against a hand-written loop and the FLOP bound;
-# what a pruned LeNet saves in bytes and milliseconds by format and kernel.
+# what a pruned LeNet saves in bytes and milliseconds by format and kernel; a sweep alone and on Dask.
 bench: install
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/ship.py
+	$(BIN)/python benchmarks/sweep.py
 
 # The teacher's release: students' copies of the notebooks, without solutions or outputs, to hand
 # out (docs/teachers_guide.md). Rewrites every copy in build/student/ (make lab never overwrites).

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from lthkit.catalogue import DATASETS
-from lthkit.config import ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
+from lthkit.config import TEXT_TYPES, ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
 from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
 from lthkit.export import FORMATS, export_run
@@ -35,9 +35,6 @@ def _typed(parse):
     return read
 
 
-TYPES = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str}
-
-
 def _add_setting_options(p: argparse.ArgumentParser, command: str) -> None:
     """One option per field of ``ExperimentConfig`` and ``TrainConfig`` that carries one
     (``lthkit.settings.Option``); ``lthkit train`` leaves out what only IMP's later rounds use."""
@@ -53,7 +50,7 @@ def _add_setting_options(p: argparse.ArgumentParser, command: str) -> None:
         if f.type in ("bool", "bool | None"):
             details["action"] = argparse.BooleanOptionalAction
         else:
-            details["type"] = _typed(opt.parse) if opt.parse else TYPES[f.type]
+            details["type"] = _typed(opt.parse) if opt.parse else TEXT_TYPES[f.type]
             details["metavar"] = (opt.flag or f.name).lstrip("-").replace("-", "_").upper()
             if opt.choices:
                 details["choices"] = list(opt.choices)
@@ -136,6 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--rewound", action="store_true",
                         help="write the ticket as its round started training (the rewound weights), not as trained")
     export.add_argument("--no-accuracy", action="store_true", help="do not load the test set to re-measure accuracy")
+
+    sweep = sub.add_parser(
+        "sweep", help="many runs on Dask: seeds x settings, of lthkit imp or of a notebook",
+        description="Run a grid of lthkit imp runs (or of a notebook, through papermill) on Dask's distributed "
+                    "scheduler, one folder per job named by a hash of its settings: submitting the same sweep "
+                    "again skips finished jobs and resumes the others. 'lthkit sweep collect DIR' merges the "
+                    "results into DIR/sweep.csv, DIR/summary.csv (mean and 95% interval over seeds) and "
+                    "DIR/sweep.png. Needs the sweep extra: pip install -e '.[sweep]'.")
+    sweep.add_argument("action", nargs="?", choices=["collect"], help="collect: merge the results of the sweep in DIR")
+    sweep.add_argument("folder", nargs="?", type=Path, metavar="DIR", help="with collect: the sweep's folder")
+    sweep.add_argument("--out", type=Path, help="the sweep's folder, one subfolder per job")
+    sweep.add_argument("--seeds", default="0", help="seeds of every setting: 0-4 or 0,2,5 (default: 0)")
+    sweep.add_argument("--set", action="append", default=[], metavar="NAME=VALUE[,VALUE...]", dest="sets",
+                       help="a setting of lthkit imp (model=conv2,conv4; rewind-iteration=0,500) or a parameter of "
+                            "the notebook (budget=classroom), with its values; repeat for more settings. Values "
+                            "that hold commas themselves (controls, prune-rate) separate alternatives by ';'")
+    sweep.add_argument("--notebook", type=Path, help="run this notebook with each job's parameters (papermill) "
+                                                     "instead of lthkit imp")
+    sweep.add_argument("--scheduler", help="address of a running Dask scheduler, such as tcp://HOST:8786 (default: "
+                                           "a LocalCluster on this machine)")
+    sweep.add_argument("--workers", type=_positive, help="workers of the LocalCluster (default: one per core)")
+    sweep.add_argument("--threads-per-job", type=_positive, default=1, help="CPU threads each job computes on "
+                                                                            "(default: 1)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--reference", metavar="NAME",
+                       help="with collect: also copy each lthkit imp job's results.json to "
+                            "notebooks/reference/NAME-seedN.json, NAME formatted with the job's settings "
+                            "(mnist-at-init-{method})")
     return parser
 
 
@@ -182,6 +207,60 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return make_config(**settings)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from lthkit.sweep import SweepError, expand, parse_seeds, parse_set, run_sweep
+
+    if args.out is None or args.folder is not None:
+        raise SweepError("give the sweep's folder with --out DIR (or collect one: lthkit sweep collect DIR)")
+    sets = dict(parse_set(text) for text in args.sets)
+    if len(sets) != len(args.sets):
+        raise SweepError("each setting takes one --set, with all its values")
+    jobs = expand(parse_seeds(args.seeds), sets, notebook=args.notebook)
+    print(f"{len(jobs)} jobs into {args.out}")
+    report = run_sweep(jobs, args.out, scheduler=args.scheduler, workers=args.workers,
+                       threads_per_job=args.threads_per_job, progress=not args.quiet)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _collect(args: argparse.Namespace) -> int:
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lthkit.course import REFERENCE_DIR
+    from lthkit.course.plots import plot_sweep, use_style
+    from lthkit.sweep import SweepError
+    from lthkit.sweep_results import (collect, finished_runs, format_summary, runs_by_setting, summarize,
+                                      write_csv)
+
+    if args.folder is None:
+        raise SweepError("give the sweep's folder: lthkit sweep collect DIR")
+    rows = collect(args.folder)
+    if not rows:
+        raise SweepError(f"{args.folder} holds no finished job: run the sweep first (lthkit sweep --out DIR ...)")
+    summary = summarize(rows)
+    write_csv(args.folder / "sweep.csv", rows)
+    write_csv(args.folder / "summary.csv", summary)
+    print(format_summary(summary))
+    use_style()
+    plot_sweep(runs_by_setting(args.folder)).savefig(args.folder / "sweep.png")
+    print(f"written: {args.folder / 'sweep.csv'}, {args.folder / 'summary.csv'}, {args.folder / 'sweep.png'}")
+    if args.reference:
+        import json
+
+        for setting, seed, key, run, _ in finished_runs(args.folder):
+            if run != "run":  # a notebook job's runs: not a reference run
+                continue
+            settings = json.loads((args.folder / key / "job.json").read_text())["settings"]
+            name = args.reference.format(**{k.replace("-", "_"): v for k, v in settings.items()})
+            target = REFERENCE_DIR / f"{name}-seed{seed}.json"
+            shutil.copyfile(args.folder / key / run / "results.json", target)
+            print(f"  {setting or 'the sweep'}, seed {seed} -> {target.relative_to(REFERENCE_DIR.parent.parent)}")
+    return 0
+
+
 def _print_departures(config: ExperimentConfig) -> None:
     departures = config.departures_from_paper()
     if departures:
@@ -222,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
                                  cifar_iterations=args.cifar_iterations) else 1
     if args.command == "export":
         return _export(args, parser)
+    if args.command == "sweep":
+        from lthkit.sweep import SweepError
+
+        try:
+            return _collect(args) if args.action == "collect" else _sweep(args)
+        except SweepError as err:
+            parser.exit(2, f"lthkit sweep: error: {err}\n")
     if args.deterministic:
         use_deterministic()  # before anything touches the GPU: cuBLAS reads its workspace setting once
     try:

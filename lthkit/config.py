@@ -216,6 +216,44 @@ def setting_names() -> tuple[str, ...]:
     return tuple(f.name for f in setting_fields())
 
 
+TEXT_TYPES = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str}
+"""How a setting without a parser of its own is read from text, by the type of its field."""
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def option_name(f: Field) -> str:
+    """A setting's command-line option without its dashes: "rewind-iteration", "prune-rate", "global"."""
+    opt = f.metadata["option"]
+    return (opt.flag or "--" + f.name.replace("_", "-")).lstrip("-")
+
+
+def read_setting(f: Field, text: str):
+    """The value of setting ``f`` written as ``text``, read as its command-line option reads it (a
+    yes/no setting from true or false)."""
+    opt, name = f.metadata["option"], option_name(f)
+    if f.type in ("bool", "bool | None"):
+        if text.strip().lower() not in TRUE + FALSE:
+            raise ConfigError(f"{name} is true or false, got {text!r}")
+        return text.strip().lower() in TRUE
+    try:
+        value = opt.parse(text) if opt.parse else TEXT_TYPES[f.type](text)
+    except ValueError as err:
+        raise ConfigError(f"{name}: {err}") from None
+    if opt.choices and value not in opt.choices:
+        raise ConfigError(f"{name} must be one of {', '.join(opt.choices)}, got {text!r}")
+    return value
+
+
+def settings_from_text(given: dict[str, str]) -> dict:
+    """``make_config``'s settings from {option name: text} as ``lthkit imp`` takes them
+    (``{"rewind-iteration": "500", "global": "true"}``); an unknown name is refused with the known ones."""
+    options = {option_name(f): f for f in setting_fields() if "option" in f.metadata}
+    unknown = sorted(set(given) - set(options))
+    if unknown:
+        raise ConfigError(f"lthkit imp has no setting {', '.join(unknown)}; its settings are {', '.join(options)}")
+    return {options[name].name: read_setting(options[name], text) for name, text in given.items()}
+
+
 def epochs_to_iterations(epochs: float, train_size: int, batch_size: int) -> int:
     return max(1, round(epochs * iterations_per_epoch(train_size, batch_size)))
 

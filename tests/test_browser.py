@@ -56,7 +56,7 @@ def chromium() -> Path:
     but fails in CI, whose set-up (``.ci/run``) installs the browser, so that a broken install shows."""
     missing = None
     if sync_playwright is None:
-        missing = "playwright is not installed: pip install -c constraints.txt -e '.[course,test]'"
+        missing = "playwright is not installed: pip install -c constraints.txt -e '.[course,test,sweep]'"
     elif not CHROMIUM.exists():
         missing = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does"
     if missing and os.environ.get("CI"):

@@ -321,3 +321,19 @@ def test_data_and_doctor_help_documents_every_option():
     parsers = [sub["doctor"], *sub["data"]._subparsers._group_actions[0].choices.values()]
     assert [documented(sp) for sp in parsers] == [[], [], []]
     assert "--mirror" in parsers[1]._option_string_actions and "--root" in parsers[2]._option_string_actions
+
+
+def test_a_setting_reads_from_text_as_its_option_does():
+    from lthkit.config import make_config, settings_from_text
+
+    read = settings_from_text({"model": "conv2", "rewind-iteration": "500", "global": "false",
+                               "prune-rate": "conv=0.15,fc=0.2,output=0.1", "controls": "reinit", "eval-images": "1000"})
+    assert read == {"model": "conv2", "rewind_iteration": 500, "global_pruning": False,
+                    "prune_rates": {"conv": 0.15, "fc": 0.2, "output": 0.1}, "controls": ("reinit",),
+                    "eval_images": 1000}
+    assert make_config(**read) == config_from_args(build_parser().parse_args(
+        ["imp", "--model", "conv2", "--rewind-iteration", "500", "--no-global", "--prune-rate",
+         "conv=0.15,fc=0.2,output=0.1", "--controls", "reinit", "--eval-images", "1000", "--out", "x"]))
+    assert settings_from_text({"global": "yes", "prune-rate": "0.2"})["global_pruning"] is True
+    with pytest.raises(ConfigError, match="rewind-iteration: invalid literal"):
+        settings_from_text({"rewind-iteration": "five"})

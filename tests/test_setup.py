@@ -96,7 +96,7 @@ def test_plain_install_is_the_readmes_one():
     commands = make_n("install")
     assert commands == [
         ["python3", "-m", "venv", "/nonexistent/lthkit-venv"],
-        ["/nonexistent/lthkit-venv/bin/python", "-m", "pip", "install", "-c", "constraints.txt", "-e", ".[course,test]"],
+        ["/nonexistent/lthkit-venv/bin/python", "-m", "pip", "install", "-c", "constraints.txt", "-e", ".[course,test,sweep]"],
         ["touch", "/nonexistent/lthkit-venv/.lthkit-installed"],
     ]
 
@@ -106,7 +106,7 @@ def test_cpu_install_takes_the_pinned_torch_from_pytorchs_cpu_index_alone():
     # torch and torchvision, at constraints.txt's versions with the +cpu label, without their dependencies
     assert first == ["--no-deps", "--index-url", CPU_INDEX, *cpu_pins()]
     # then the usual install from PyPI, which keeps them (the +cpu versions satisfy the == pins)
-    assert second == ["-c", "constraints.txt", "-e", ".[course,test]", *cpu_pins()]
+    assert second == ["-c", "constraints.txt", "-e", ".[course,test,sweep]", *cpu_pins()]
     for pin in cpu_pins():
         name, version = pin.split("==")
         assert version in SpecifierSet(f"=={constraints()[name]}"), f"{version} does not satisfy constraints.txt"
@@ -115,7 +115,7 @@ def test_cpu_install_takes_the_pinned_torch_from_pytorchs_cpu_index_alone():
 def test_wheelhouse_install_uses_the_folder_alone():
     (install,) = pip_installs(make_n("install", "WHEELHOUSE=/media/usb/wheelhouse", "TORCH=cpu"))
     assert install == ["--no-index", "--find-links", "/media/usb/wheelhouse",
-                       "-c", "constraints.txt", "-e", ".[course,test]"]
+                       "-c", "constraints.txt", "-e", ".[course,test,sweep]"]
 
 
 @pytest.mark.parametrize("torch", ["", "cpu"])
@@ -124,7 +124,7 @@ def test_wheelhouse_holds_what_install_needs(torch):
     pips = [c[3:] for c in commands if c[1:3] == ["-m", "pip"]]
     wheel = next(c for c in pips if c[0] == "wheel")
     assert wheel[:3] == ["wheel", "-w", "/tmp/wh"]
-    assert "-c" in wheel and wheel[wheel.index("-c") + 1] == "constraints.txt" and ".[course,test]" in wheel
+    assert "-c" in wheel and wheel[wheel.index("-c") + 1] == "constraints.txt" and ".[course,test,sweep]" in wheel
     build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
     assert ["download", "-d", "/tmp/wh", *build_requires] in pips, "the editable install's build requirements"
     downloads_cpu = ["download", "--no-deps", "--index-url", CPU_INDEX, "-d", "/tmp/wh/.torch-cpu", *cpu_pins()]

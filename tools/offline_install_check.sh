@@ -31,6 +31,7 @@ took=$(( $(date +%s) - start ))
 import importlib.metadata as md
 
 import torch, torchvision, lthkit, jupyterlab, ipykernel, papermill, nbval, matplotlib, ipywidgets  # noqa: F401
+import onnxruntime, torch_pruning, distributed  # noqa: F401  the course extra's and the sweep extra's
 
 x = torch.ones(3, 3)
 assert float((x @ x).sum()) == 27.0

@@ -540,3 +540,23 @@ def plot_speedups(densities: Sequence[float], speedups: Mapping[str, Sequence[fl
     ax.set_xlabel("weights kept")
     ax.set_ylabel("speed-up of CSR over dense (×)")
     return ax
+
+
+# --- sweeps -----------------------------------------------------------------------------------------
+
+def plot_sweep(groups: Mapping[tuple[str, str], Sequence[Results]]) -> Figure:
+    """One row per setting of a sweep (``lthkit.sweep_results.runs_by_setting``): accuracy at early
+    stop and the early-stop iteration against weights remaining, each arm its mean line and its
+    band over the seeds; the arms' legend once, below."""
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
+    for (setting, run), (left, right) in zip(groups, axes):
+        runs = groups[(setting, run)]
+        arms = [a for a in runs[0].rounds[-1].arms if all(a in r.rounds[-1].arms for r in runs)]
+        for arm in arms:
+            plot_band_vs_weights(runs, arm, ax=left, legend=None)
+            plot_band_vs_weights(runs, arm, key="early_stop_iteration", ax=right, legend=None)
+        title = setting if run == "run" else f"{setting} · {run}"
+        left.set_title(title or "the sweep", loc="left", fontsize=10)
+    fig.tight_layout()
+    figure_legend(fig)
+    return fig

@@ -24,7 +24,7 @@ PAPER_ROUNDS = {"lenet300": 15, "conv2": 11, "resnet20": 8}
 def compressed_rates(rates: dict[str, float], paper_rounds: int, rounds: int) -> dict[str, float]:
     """Per-kind rates that reach in ``rounds`` rounds what ``rates`` reach in ``paper_rounds``:
     the same sparsity in fewer, larger steps (a budget's; the paper's slower pruning finds
-    better tickets, Frankle & Carbin's Figure 7)."""
+    better tickets: Frankle & Carbin find iterative pruning reaches smaller tickets than one shot)."""
     return {kind: 1 - (1 - rate) ** (paper_rounds / rounds) for kind, rate in rates.items()}
 
 

@@ -1,0 +1,185 @@
+"""Sweeps on Dask: the grid, the jobs' folders, resuming, failures, and the merged table."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from lthkit.results import Results
+from lthkit.sweep import Job, SweepError, check, expand, is_done, job_folder, parse_seeds, parse_set, run_sweep
+from lthkit.sweep_results import Row, collect, format_summary, interval, summarize, t_quantile, write_csv
+
+distributed = pytest.importorskip("distributed", reason="sweeps need the sweep extra: pip install -e '.[sweep]'")
+
+TINY = {"model": ["lenet300"], "subset": ["600"], "eval-images": ["500"], "iterations": ["60"], "eval-every": ["30"],
+        "controls": ["reinit"], "device": ["cpu"]}
+
+
+def tiny(**changes) -> dict[str, list[str]]:
+    return {**TINY, **{k.replace("_", "-"): v for k, v in changes.items()}}
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+def test_seeds_and_settings_are_read_as_written():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("0,2,5") == [0, 2, 5] and parse_seeds("3") == [3]
+    assert parse_set("model=conv2,conv4") == ("model", ["conv2", "conv4"])
+    assert parse_set("rewind_iteration=0,500") == ("rewind-iteration", ["0", "500"])
+    assert parse_set("controls=reinit,random;reinit") == ("controls", ["reinit,random", "reinit"])
+    assert parse_set("prune-rate=fc=0.2,output=0.1;0.4") == ("prune-rate", ["fc=0.2,output=0.1", "0.4"])
+    for bad in ("0-x", "", "1,1"):
+        with pytest.raises(SweepError, match="seed"):
+            parse_seeds(bad)
+    with pytest.raises(SweepError, match="NAME=VALUE"):
+        parse_set("model")
+
+
+def test_a_grid_is_every_combination_and_each_job_is_named_by_its_settings():
+    jobs = expand([0, 1], {"model": ["conv2", "conv4"], "rewind-iteration": ["0", "500"]})
+    assert len(jobs) == 8 and len({j.key for j in jobs}) == 8
+    assert all(len(j.key) == 12 and int(j.key, 16) >= 0 for j in jobs)
+    assert jobs[0].imp_args() == ["--model", "conv2", "--rewind-iteration", "0", "--seed", "0"]
+    again = expand([0, 1], {"rewind-iteration": ["0", "500"], "model": ["conv2", "conv4"]})
+    assert {j.key for j in again} == {j.key for j in jobs}, "the order of --set does not change a job"
+    changed = expand([0], {"model": ["conv2"], "rewind-iteration": ["0"], "iterations": ["300"]})
+    assert changed[0].key not in {j.key for j in jobs}, "a changed setting is another job"
+    assert Job("imp", (("global", "true"), ("seed", "0"))).imp_args() == ["--global", "--seed", "0"]
+    assert Job("imp", (("global", "false"), ("seed", "0"))).imp_args() == ["--no-global", "--seed", "0"]
+    with pytest.raises(SweepError, match="--seeds"):
+        expand([0], {"seed": ["1"]})
+    with pytest.raises(SweepError, match="twice"):
+        expand([0], {"model": ["conv2", "conv2"]})
+
+
+def test_settings_lthkit_imp_would_refuse_stop_the_sweep_before_it_starts(tmp_path):
+    with pytest.raises(SweepError, match="model=conv9.*model must be one of"):
+        check(expand([0], {"model": ["conv9"]}))
+    with pytest.raises(SweepError, match="no setting colour; its settings are"):
+        check(expand([0], {"colour": ["red"]}))
+    with pytest.raises(SweepError, match="global is true or false"):
+        check(expand([0], {"global": ["maybe"]}))
+    with pytest.raises(SweepError, match="rewind_iteration 900 is past the end of training"):
+        check(expand([0], {"iterations": ["100"], "rewind-iteration": ["900"]}))
+    notebook = expand([0], {"budget": ["test"], "colour": ["red"]}, notebook="notebooks/03_winning_tickets.ipynb")
+    with pytest.raises(SweepError, match="no parameter colour"):
+        check(notebook)
+    with pytest.raises(SweepError, match="no notebook"):
+        check(expand([0], {"budget": ["test"]}, notebook=tmp_path / "missing.ipynb"))
+    assert notebook[0].parameters() == {"budget": "test", "colour": "red", "seed": 0}
+
+
+def test_the_95_percent_interval_uses_students_t():
+    for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (30, 2.042)):
+        assert t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+    mean, half = interval([0.9, 0.92, 0.94])
+    assert mean == pytest.approx(0.92) and half == pytest.approx(4.303 * 0.02 / 3 ** 0.5, rel=1e-3)
+    assert interval([0.5]) == (0.5, None)
+
+
+# --- on a LocalCluster -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
+        yield c
+
+
+def rows_of(folder, job) -> list[Row]:
+    results = Results.load(job_folder(folder, job) / "run" / "results.json")
+    setting = " ".join(f"{k}={v}" for k, v in job.settings if k != "seed")
+    return [Row(setting, "run", job.seed, job.key, r.round, arm, r.weights_remaining, a.early_stop_test_accuracy,
+                a.early_stop_iteration, a.test_accuracy) for r in results.rounds for arm, a in r.arms.items()]
+
+
+def test_a_sweep_runs_every_job_once_and_its_table_is_the_runs_own(cluster, tmp_path, capsys):
+    jobs = expand([0, 1], tiny(rounds=["1", "2"]))
+    report = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert report.ok and len(report.outcomes) == 4 and not any(o.skipped for o in report.outcomes)
+    assert all(is_done(tmp_path, j) and json.loads((job_folder(tmp_path, j) / "job.json").read_text())["settings"]
+               == dict(j.settings) for j in jobs)
+    rows = collect(tmp_path)
+    assert sorted(rows, key=repr) == sorted((r for j in jobs for r in rows_of(tmp_path, j)), key=repr)
+    assert len(rows) == 2 * (1 + 2) + 2 * (1 + 2 * 2)  # per seed: dense + 1 round of two arms; dense + 2 rounds
+    summary = summarize(rows)
+    line = next(s for s in summary if s["round"] == 2 and s["arm"] == "reinit")
+    values = [r.early_stop_test_accuracy for r in rows if r.round == 2 and r.arm == "reinit"]
+    assert line["seeds"] == 2 and line["early_stop_test_accuracy"] == pytest.approx(sum(values) / 2)
+    assert line["early_stop_test_accuracy_95"] == pytest.approx(interval(values)[1])
+    assert "± " in format_summary(summary)
+    assert write_csv(tmp_path / "sweep.csv", rows).read_text().count("\n") == len(rows) + 1
+
+    logs = {j.key: (job_folder(tmp_path, j) / "log.txt").read_text() for j in jobs}
+    again = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert again.ok and all(o.skipped for o in again.outcomes) and again.cluster_seconds == 0
+    assert logs == {j.key: (job_folder(tmp_path, j) / "log.txt").read_text() for j in jobs}, "nothing ran again"
+    assert "0 ran, 4 already finished, 0 failed" in again.summary()
+
+
+def test_a_failed_job_is_reported_with_its_log_and_the_others_finish(cluster, tmp_path):
+    jobs = expand([0, 1, 2], tiny(rounds=["1"]))
+    blocked = job_folder(tmp_path, jobs[1])
+    blocked.mkdir(parents=True)
+    (blocked / "run").write_text("a file where the run's folder should be\n")
+    report = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert not report.ok and [o.job for o in report.failed] == [jobs[1]]
+    assert "Error" in report.failed[0].log_tail and "Traceback" in report.failed[0].log_tail
+    assert is_done(tmp_path, jobs[0]) and is_done(tmp_path, jobs[2]) and not is_done(tmp_path, jobs[1])
+    assert "2 ran, 0 already finished, 1 failed" in report.summary()
+
+
+def test_a_job_whose_worker_is_killed_resumes_and_ends_as_an_uninterrupted_run(cluster, tmp_path):
+    from lthkit.cli import main
+
+    settings = tiny(rounds=["4"], iterations=["300"], eval_every=["100"])
+    (job,) = expand([3], settings)
+    plain, threads = tmp_path / "plain", torch.get_num_threads()
+    torch.set_num_threads(1)  # as the job computes: a CPU's sums can depend on how many threads split them
+    try:
+        assert main(["imp", *job.imp_args(), "--out", str(plain), "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+    sweep = tmp_path / "sweep"
+    reports = []
+    thread = threading.Thread(target=lambda: reports.append(
+        run_sweep([job], sweep, scheduler=cluster.scheduler_address, progress=False)))
+    thread.start()
+    run = job_folder(sweep, job) / "run"
+    deadline = time.monotonic() + 120
+    while not (run / "round_01.pt").exists():
+        assert time.monotonic() < deadline and thread.is_alive(), "the job never reached round 1"
+        time.sleep(0.05)
+    with distributed.Client(cluster.scheduler_address) as client:
+        busy = [w for w, tasks in client.processing().items() if tasks]
+        pid = client.run(os.getpid, workers=busy)[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not is_done(sweep, job) or reports[0].ok  # Dask may retry it at once on the other worker
+    final = run_sweep([job], sweep, scheduler=cluster.scheduler_address, progress=False)
+    assert final.ok and is_done(sweep, job)
+    log = (job_folder(sweep, job) / "log.txt").read_text()
+    assert log.count("--- ") >= 2, "a second attempt resumed the job"
+    resumed = json.loads((run / "results.json").read_text())
+    assert resumed == json.loads((plain / "results.json").read_text())
+
+
+def test_the_command_line_runs_a_sweep_and_collects_it(tmp_path, capsys):
+    from lthkit.cli import main
+
+    args = ["sweep", "--out", str(tmp_path), "--seeds", "0-1", "--workers", "2", "--quiet"]
+    for name, values in tiny(rounds=["1"]).items():
+        args += ["--set", f"{name}={';'.join(values) if name == 'controls' else ','.join(values)}"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2 jobs into" in printed and "2 ran, 0 already finished, 0 failed" in printed
+    assert main(["sweep", "collect", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("sweep.csv", "summary.csv", "sweep.png"))
+    assert "reinit" in printed and "± " in printed
+    with pytest.raises(SystemExit):
+        main(["sweep", "collect", str(tmp_path / "empty")])
+    assert "holds no finished job" in capsys.readouterr().err
