@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive, help="workers of the LocalCluster (default: one per core)")
     sweep.add_argument("--threads-per-job", type=_positive, default=1, help="CPU threads each job computes on "
                                                                             "(default: 1)")
+    sweep.add_argument("--cell-timeout", type=int, default=3600, metavar="SECONDS",
+                       help="with --notebook: a cell running longer fails its job (default: 3600; 0: no limit, for "
+                            "paper budgets): papermill can block on a widget's cell for good")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--reference", metavar="NAME",
                        help="with collect: also copy each lthkit imp job's results.json to "
@@ -218,7 +221,7 @@ def _sweep(args: argparse.Namespace) -> int:
     jobs = expand(parse_seeds(args.seeds), sets, notebook=args.notebook)
     print(f"{len(jobs)} jobs into {args.out}")
     report = run_sweep(jobs, args.out, scheduler=args.scheduler, workers=args.workers,
-                       threads_per_job=args.threads_per_job, progress=not args.quiet)
+                       threads_per_job=args.threads_per_job, cell_timeout=args.cell_timeout, progress=not args.quiet)
     print(report.summary())
     return 0 if report.ok else 1
 

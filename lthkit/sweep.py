@@ -31,6 +31,11 @@ KINDS = ("imp", "notebook")
 LIST_VALUED = ("controls", "prune-rate", "milestones")
 """Settings whose one value holds commas (``reinit,random``): their alternatives are separated by ';'."""
 LOG_TAIL_LINES = 20
+CELL_TIMEOUT_S = 3600
+"""A notebook job's cell that runs longer fails the job. nbclient, which papermill runs notebooks
+with, can block for good on a cell that displays a widget (jupyter/nbclient#312, seen here with the
+course's sliders); the timeout turns that into a failure that the next submission retries, and the
+notebook's runs resume. Paper-budget cells can take longer: raise it (0: no limit)."""
 
 
 class SweepError(ValueError):
@@ -190,7 +195,7 @@ def is_done(root: str | Path, job: Job) -> bool:
     return (job_folder(root, job) / "done.json").exists()
 
 
-def run_job(job: Job, root: str | Path, threads: int = 1) -> Outcome:
+def run_job(job: Job, root: str | Path, threads: int = 1, cell_timeout: int = CELL_TIMEOUT_S) -> Outcome:
     """Run ``job`` in ``root/<key>`` here, resuming what an earlier attempt left; its output goes to
     the folder's ``log.txt``. A finished job is not run again."""
     import torch
@@ -206,7 +211,8 @@ def run_job(job: Job, root: str | Path, threads: int = 1) -> Outcome:
         print(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {os.uname().nodename}, "
               f"pid {os.getpid()}: {job.describe()}", flush=True)
         try:
-            _run_imp(job, folder) if job.kind == "imp" else _run_notebook(job, folder)
+            log.flush()
+            _run_imp(job, folder) if job.kind == "imp" else _run_notebook(job, folder, cell_timeout)
             ok = True
         except BaseException as err:  # noqa: BLE001  a job's failure, whatever it is, is its own: report it
             if isinstance(err, KeyboardInterrupt):
@@ -228,13 +234,34 @@ def _run_imp(job: Job, folder: Path) -> None:
     print(run_imp(imp_config(job), folder / "run", resume=True, progress=False, on_arm=print_arm).table())
 
 
-def _run_notebook(job: Job, folder: Path) -> None:
-    import papermill
+def _run_notebook(job: Job, folder: Path, cell_timeout: int) -> None:
+    """papermill in a process of its own (its kernel client is not safe in a worker's thread), which
+    dies with the worker (``_death_signal``): a killed job leaves nothing running behind it."""
+    import subprocess
+    import sys
 
     notebook = Path(job.notebook).resolve()
-    papermill.execute_notebook(str(notebook), str(folder / "notebook.ipynb"),
-                               parameters={**job.parameters(), "output_dir": str(folder / "outputs")},
-                               cwd=str(notebook.parent), progress_bar=False, log_output=False)
+    parameters = {**job.parameters(), "output_dir": str(folder / "outputs")}
+    command = [sys.executable, "-m", "papermill", str(notebook), str(folder / "notebook.ipynb"),
+               "-y", json.dumps(parameters), "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output",
+               *(["--execution-timeout", str(cell_timeout)] if cell_timeout else [])]
+    print(" ".join(command[1:]), flush=True)
+    die_with_parent = _death_signal() if sys.platform == "linux" else None
+    done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, preexec_fn=die_with_parent)
+    if done.returncode:
+        raise RuntimeError(f"papermill exited with {done.returncode}: see the executed notebook "
+                           f"{folder / 'notebook.ipynb'}")
+
+
+def _death_signal():
+    """A function for a Linux child process to call before it starts: be killed when the thread that
+    started it (the worker's) dies. ``prctl`` is looked up here, in the parent, so that the child only
+    calls it (nothing between fork and exec may take a lock)."""
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -267,11 +294,12 @@ class SweepReport:
 
 
 def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None, workers: int | None = None,
-              threads_per_job: int = 1, progress: bool = True) -> SweepReport:
+              threads_per_job: int = 1, cell_timeout: int = CELL_TIMEOUT_S, progress: bool = True) -> SweepReport:
     """Run ``jobs`` into ``root`` on Dask: the scheduler at ``scheduler`` (``tcp://HOST:8786``), or
     a ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core).
     Each job computes on ``threads_per_job`` threads; give a cluster's workers as many (``dask
     worker --nthreads 1`` runs one job at a time, whose output then goes to its own log alone).
+    A notebook job's cell running longer than ``cell_timeout`` seconds fails it (``CELL_TIMEOUT_S``).
     Jobs finished by an earlier submission are skipped without a worker."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -294,7 +322,7 @@ def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None
                                                        processes=True, dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
         report.cluster_seconds = time.perf_counter() - start
-        futures = {client.submit(run_job, job, str(root), threads_per_job, key=f"lthkit-job-{job.key}", pure=False): job
+        futures = {client.submit(run_job, job, str(root), threads_per_job, cell_timeout, key=f"lthkit-job-{job.key}", pure=False): job
                    for job in todo}
         bar = _progress(len(jobs), len(report.outcomes), progress)
         for future in as_completed(futures):

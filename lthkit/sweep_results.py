@@ -122,14 +122,20 @@ def write_csv(path: str | Path, records: list) -> Path:
 
 
 def format_summary(summary: list[dict]) -> str:
-    """The summary as text: accuracy at early stop and early-stop iteration, mean ± 95% half-width."""
+    """The summary as text: the settings every row shares once on top, then per row what sets it apart,
+    the accuracy at early stop and the early-stop iteration, each mean ± 95% half-width."""
     def pm(mean: float, half: float | None, scale: float, digits: int) -> str:
         return f"{mean * scale:.{digits}f}" + (f" ± {half * scale:.{digits}f}" if half is not None else "")
 
-    lines = [f"{'setting':30s} {'run':14s} {'round':>5s} {'arm':8s} {'seeds':>5s} {'weights':>8s} "
-             f"{'accuracy at early stop (%)':>27s} {'early-stop iteration':>22s}"]
-    for s in summary:
-        lines.append(f"{s['setting'][:30]:30s} {s['run'][:14]:14s} {s['round']:5d} {s['arm']:8s} {s['seeds']:5d} "
+    tokens = [s["setting"].split() for s in summary]
+    common = [t for t in tokens[0] if all(t in ts for ts in tokens)] if tokens else []
+    own = [" ".join(t for t in ts if t not in common) or "—" for ts in tokens]
+    width = max([len("setting"), *map(len, own)])
+    lines = [f"every run: {' '.join(common)}"] if common else []
+    lines.append(f"{'setting':{width}s} {'run':14s} {'round':>5s} {'arm':8s} {'seeds':>5s} {'weights':>8s} "
+                 f"{'accuracy at early stop (%)':>27s} {'early-stop iteration':>22s}")
+    for s, setting in zip(summary, own):
+        lines.append(f"{setting:{width}s} {s['run'][:14]:14s} {s['round']:5d} {s['arm']:8s} {s['seeds']:5d} "
                      f"{s['weights_remaining']:8.1%} "
                      f"{pm(s['early_stop_test_accuracy'], s['early_stop_test_accuracy_95'], 100, 2):>27s} "
                      f"{pm(s['early_stop_iteration'], s['early_stop_iteration_95'], 1, 0):>22s}")

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from lthkit.results import Results
-from lthkit.sweep import Job, SweepError, check, expand, is_done, job_folder, parse_seeds, parse_set, run_sweep
+from lthkit.sweep import (Job, SweepError, check, expand, is_done, job_folder, parse_seeds, parse_set, run_job,
+                          run_sweep)
 from lthkit.sweep_results import Row, collect, format_summary, interval, summarize, t_quantile, write_csv
 
 distributed = pytest.importorskip("distributed", reason="sweeps need the sweep extra: pip install -e '.[sweep]'")
@@ -183,3 +184,29 @@ def test_the_command_line_runs_a_sweep_and_collects_it(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "collect", str(tmp_path / "empty")])
     assert "holds no finished job" in capsys.readouterr().err
+
+
+def test_a_notebook_sweep_runs_the_notebook_per_seed_and_collects_its_runs(cluster, tmp_path):
+    jobs = expand([0, 1], {"budget": ["test"]}, notebook="notebooks/09_transformer_tickets.ipynb")
+    report = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, cell_timeout=300, progress=False)
+    assert report.ok, [o.log_tail for o in report.failed]
+    for job in jobs:
+        executed = (job_folder(tmp_path, job) / "notebook.ipynb").read_text()
+        assert f"seed = {job.seed}" in executed and str(job_folder(tmp_path, job) / "outputs") in executed
+    rows = collect(tmp_path)
+    assert {r.seed for r in rows} == {0, 1} and {r.setting for r in rows} == {"09_transformer_tickets budget=test"}
+    assert {r.run for r in rows} == {"outputs/rewind-0-test", "outputs/rewind-k-test"}, "runs named without seeds"
+    assert {s["seeds"] for s in summarize(rows)} == {2}
+
+
+def test_a_cell_that_runs_too_long_fails_its_notebook_job(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook(cells=[new_code_cell("seed = 0\noutput_dir = '.'"), new_code_cell("import time\ntime.sleep(60)")])
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "slow.ipynb")
+    (job,) = expand([0], {}, notebook=tmp_path / "slow.ipynb")
+    outcome = run_job(job, tmp_path / "sweep", cell_timeout=3)
+    assert not outcome.ok and outcome.seconds < 50 and "papermill exited" in outcome.log_tail

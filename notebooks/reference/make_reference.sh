@@ -8,6 +8,9 @@
 #                               classroom budget): about 6 minutes per seed
 # With no argument it makes all four. A GPU is much faster (SET="--set device=cuda"). Every sweep skips
 # the jobs it finished and resumes the others, so the script can be killed and started again.
+# SWEEP_OPTIONS passes options to each sweep: the committed runs were made on 2 threads, which
+# SWEEP_OPTIONS="--workers 1 --threads-per-job 2" reproduces bit for bit on the same machine (by default
+# a job computes on 1 thread, one per core, and its last digits differ).
 # Each sweep's folder (runs/reference-*) also gets sweep.csv, summary.csv and sweep.png from collect.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +18,8 @@ which="${1:-all}"
 lthkit=.venv/bin/lthkit
 scheduler=(${SCHEDULER:+--scheduler "$SCHEDULER"})
 extra=(${SET:-})
-sweep() { "$lthkit" sweep "${scheduler[@]}" "${extra[@]}" --quiet "$@"; }
+options=(${SWEEP_OPTIONS:-})
+sweep() { "$lthkit" sweep "${scheduler[@]}" "${options[@]}" "${extra[@]}" --quiet "$@"; }
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   sweep --out runs/reference-mnist --seeds 0-2 --set dataset=mnist --set model=lenet300 --set rounds=20 \
     --set epochs=5 --set controls='reinit,random'
