@@ -7,8 +7,9 @@ Six small ``lthkit imp`` jobs (LeNet-300-100 on MNIST, 2 rounds of 1,000 iterati
 reinit control, seeds 0-5) run three ways, each into a fresh folder: one after another in this
 process on 1 thread and on all threads (``lthkit.sweep.run_job``, no Dask), then with
 ``lthkit.sweep.run_sweep`` on a LocalCluster of 2 single-threaded workers (its wall time includes
-starting the cluster, reported apart). Writes ``benchmarks/sweep-cpu.json``; the previous file's
-times are printed beside the new ones as anchors.
+starting the cluster, reported apart), and checks that every job's results on the cluster equal its
+one-thread run's. Writes ``benchmarks/sweep-cpu.json``; the previous file's times are printed beside
+the new ones as anchors.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main() -> None:
         report = run_sweep(jobs, scratch / "cluster", workers=2, progress=False)
         assert report.ok, report.summary()
         rows["LocalCluster, 2 workers"] = {"seconds": report.seconds, "cluster_start": report.cluster_seconds}
+        for job in jobs:  # where a job ran does not change its numbers; its thread count does
+            here, there = (json.loads((scratch / way / job.key / "run" / "results.json").read_text())["rounds"]
+                           for way in ("seq1", "cluster"))
+            assert here == there, f"job {job.describe()}: the cluster's results differ from the one-thread run's"
     anchors = json.loads(args.out.read_text())["rows"] if args.out.exists() and not args.quick else {}
     print(f"{len(jobs)} jobs ({' '.join(f'{k}={v[0]}' for k, v in settings.items())}), seeds 0-{len(jobs) - 1}; "
           f"{threads} CPU threads; seconds (the previous run's in brackets)")
