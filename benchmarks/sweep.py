@@ -1,6 +1,6 @@
 """The same sweep one job after another, and on a LocalCluster of 2 workers: wall time, and the cluster's start.
 
-    .venv/bin/python benchmarks/sweep.py            # about 4 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/sweep.py            # about 3.5 minutes on 2 CPU cores
     .venv/bin/python benchmarks/sweep.py --quick    # a smoke run
 
 Six small ``lthkit imp`` jobs (LeNet-300-100 on MNIST, 2 rounds of 1,000 iterations with the

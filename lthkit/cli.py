@@ -22,6 +22,7 @@ from lthkit.course.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp, ticket_costs
 from lthkit.results import print_arm
+from lthkit.sweep import CELL_TIMEOUT_S
 
 
 def _typed(parse):
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=_positive, help="workers of the LocalCluster (default: one per core)")
     sweep.add_argument("--threads-per-job", type=_positive, default=1, help="CPU threads each job computes on "
                                                                             "(default: 1)")
-    sweep.add_argument("--cell-timeout", type=int, default=3600, metavar="SECONDS",
+    sweep.add_argument("--cell-timeout", type=_non_negative, default=CELL_TIMEOUT_S, metavar="SECONDS",
                        help="with --notebook: a cell running longer fails its job (default: 3600; 0: no limit, for "
                             "paper budgets): papermill can block on a widget's cell for good")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -164,7 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with collect: also copy each lthkit imp job's results.json to "
                             "notebooks/reference/NAME-seedN.json, NAME formatted with the job's settings "
                             "(mnist-at-init-{method})")
+    sweep.add_argument("--reference-dir", type=Path, help="with --reference: the folder to copy to (default: "
+                                                          "the course's notebooks/reference)")
     return parser
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"give 0 or more seconds, not {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -253,14 +263,24 @@ def _collect(args: argparse.Namespace) -> int:
     if args.reference:
         import json
 
+        copies: dict[Path, tuple[str, str, int, str]] = {}  # every name first: nothing is copied if one clashes
         for setting, seed, key, run, _ in finished_runs(args.folder):
             if run != "run":  # a notebook job's runs: not a reference run
                 continue
             settings = json.loads((args.folder / key / "job.json").read_text())["settings"]
-            name = args.reference.format(**{k.replace("-", "_"): v for k, v in settings.items()})
-            target = REFERENCE_DIR / f"{name}-seed{seed}.json"
+            try:
+                name = args.reference.format(**{k.replace("-", "_"): v for k, v in settings.items()})
+            except (KeyError, IndexError) as err:
+                raise SweepError(f"--reference {args.reference!r} names {err}, which job {key} does not set; "
+                                 f"its settings are {', '.join(settings)}") from None
+            target = (args.reference_dir or REFERENCE_DIR) / f"{name}-seed{seed}.json"
+            if target in copies:
+                raise SweepError(f"jobs {copies[target][0]} and {key} would both be {target.name}: put the setting "
+                                 f"that tells them apart into --reference, such as {{method}}")
+            copies[target] = (key, run, seed, setting)
+        for target, (key, run, seed, setting) in copies.items():
             shutil.copyfile(args.folder / key / run / "results.json", target)
-            print(f"  {setting or 'the sweep'}, seed {seed} -> {target.relative_to(REFERENCE_DIR.parent.parent)}")
+            print(f"  {setting or 'the sweep'}, seed {seed} -> {target}")
     return 0
 
 

@@ -100,8 +100,9 @@ def channel_pruned(model: nn.Module, input_shape: tuple[int, ...], keep: float) 
     pruned = copy.deepcopy(model).eval()
     output = [m for m in pruned.modules() if isinstance(m, nn.Linear)][-1]
     example = torch.zeros(1, *input_shape, device=next(pruned.parameters()).device)
-    pruner = torch_pruning.pruner.MetaPruner(pruned, example, importance=torch_pruning.importance.GroupMagnitudeImportance(p=1),
-                                             pruning_ratio=1 - keep, ignored_layers=[output])
+    l1 = torch_pruning.importance.GroupMagnitudeImportance(p=1)
+    pruner = torch_pruning.pruner.MetaPruner(pruned, example, importance=l1, pruning_ratio=1 - keep,
+                                             ignored_layers=[output])
     pruner.step()
     return pruned
 
@@ -127,8 +128,6 @@ def onnx_int8(model: nn.Module, input_shape: tuple[int, ...], folder: str | Path
     """``model`` as ONNX (``folder/model.onnx``) quantised to int8 by onnxruntime's dynamic
     quantisation (``folder/model-int8.onnx``, after its recommended pre-processing), run by
     onnxruntime. Unlike PyTorch's, it quantises convolutions too."""
-    import logging
-
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     from lthkit.export import OnnxModule, write_onnx
@@ -137,8 +136,9 @@ def onnx_int8(model: nn.Module, input_shape: tuple[int, ...], folder: str | Path
     folder.mkdir(parents=True, exist_ok=True)
     write_onnx(model, input_shape, folder / "model.onnx")
     quant_pre_process(str(folder / "model.onnx"), str(folder / "model-pre.onnx"))
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR
+    root = logging.getLogger()  # quantize_dynamic advises pre-processing through the root logger even after it
+    level = root.level
+    root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(folder / "model-pre.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8)
     finally:

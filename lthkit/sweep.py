@@ -21,13 +21,14 @@ import contextlib
 import hashlib
 import json
 import os
+import platform
+import shlex
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-KINDS = ("imp", "notebook")
 LIST_VALUED = ("controls", "prune-rate", "milestones")
 """Settings whose one value holds commas (``reinit,random``): their alternatives are separated by ';'."""
 LOG_TAIL_LINES = 20
@@ -93,10 +94,13 @@ class Job:
 
     def imp_args(self) -> list[str]:
         """The job's settings as ``lthkit imp``'s arguments: the command that runs it by hand."""
+        from lthkit.config import TRUE, option_name, setting_fields
+
+        yes_no = {option_name(f) for f in setting_fields() if f.type in ("bool", "bool | None")}
         args = []
         for name, value in self.settings:
-            if value.lower() in ("true", "false"):
-                args.append(f"--{name}" if value.lower() == "true" else f"--no-{name}")
+            if name in yes_no:
+                args.append(f"--{name}" if value.strip().lower() in TRUE else f"--no-{name}")
             else:
                 args += [f"--{name}", value]
         return args
@@ -126,8 +130,8 @@ def expand(seeds: list[int], sets: dict[str, list[str]], *, notebook: str | Path
     combos: list[dict[str, str]] = [{}]
     for name, values in sets.items():
         combos = [{**c, name: v} for c in combos for v in values]
-    jobs = [Job(kind, tuple(sorted({**c, "seed": str(s)}.items())), str(notebook) if notebook else None)
-            for s in seeds for c in combos]
+    path = str(Path(notebook).resolve()) if notebook else None  # workers elsewhere read it by its full path
+    jobs = [Job(kind, tuple(sorted({**c, "seed": str(s)}.items())), path) for s in seeds for c in combos]
     if len({j.key for j in jobs}) != len(jobs):
         raise SweepError("the grid names the same job twice: give each value of a setting once")
     return jobs
@@ -205,20 +209,22 @@ def run_job(job: Job, root: str | Path, threads: int = 1, cell_timeout: int = CE
         return Outcome(job, ok=True, skipped=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.json").write_text(json.dumps(job.to_dict(), indent=1) + "\n")
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
     start = time.perf_counter()
     with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {os.uname().nodename}, "
+        print(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {platform.node()}, "
               f"pid {os.getpid()}: {job.describe()}", flush=True)
         try:
-            log.flush()
-            _run_imp(job, folder) if job.kind == "imp" else _run_notebook(job, folder, cell_timeout)
+            _run_imp(job, folder) if job.kind == "imp" else _run_notebook(job, folder, threads, cell_timeout)
             ok = True
         except BaseException as err:  # noqa: BLE001  a job's failure, whatever it is, is its own: report it
             if isinstance(err, KeyboardInterrupt):
                 raise
             traceback.print_exc()
             ok = False
+        finally:
+            torch.set_num_threads(before)
     seconds = time.perf_counter() - start
     if ok:
         (folder / "done.json").write_text(json.dumps({"seconds": seconds, "finished": datetime.now(
@@ -230,13 +236,15 @@ def _run_imp(job: Job, folder: Path) -> None:
     from lthkit.imp import run_imp
     from lthkit.results import print_arm
 
-    print("lthkit imp " + " ".join(job.imp_args()) + f" --out {folder / 'run'} --resume", flush=True)
+    print("lthkit imp " + shlex.join([*job.imp_args(), "--out", str(folder / "run"), "--resume"]), flush=True)
     print(run_imp(imp_config(job), folder / "run", resume=True, progress=False, on_arm=print_arm).table())
 
 
-def _run_notebook(job: Job, folder: Path, cell_timeout: int) -> None:
-    """papermill in a process of its own (its kernel client is not safe in a worker's thread), which
-    dies with the worker (``_death_signal``): a killed job leaves nothing running behind it."""
+def _run_notebook(job: Job, folder: Path, threads: int, cell_timeout: int) -> None:
+    """papermill in a process of its own (its kernel client is not safe in a worker's thread), its
+    kernel on ``threads`` threads; on Linux it dies with the worker (``_death_signal``), so a killed
+    job leaves nothing running behind it (elsewhere it runs on, and a second attempt meets its runs'
+    folders in use and fails, to be submitted again)."""
     import subprocess
     import sys
 
@@ -245,9 +253,10 @@ def _run_notebook(job: Job, folder: Path, cell_timeout: int) -> None:
     command = [sys.executable, "-m", "papermill", str(notebook), str(folder / "notebook.ipynb"),
                "-y", json.dumps(parameters), "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output",
                *(["--execution-timeout", str(cell_timeout)] if cell_timeout else [])]
-    print(" ".join(command[1:]), flush=True)
+    print(shlex.join(command[1:]), flush=True)
     die_with_parent = _death_signal() if sys.platform == "linux" else None
-    done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, preexec_fn=die_with_parent)
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    done = subprocess.run(command, stdout=sys.stdout, stderr=sys.stderr, env=env, preexec_fn=die_with_parent)
     if done.returncode:
         raise RuntimeError(f"papermill exited with {done.returncode}: see the executed notebook "
                            f"{folder / 'notebook.ipynb'}")
@@ -317,13 +326,19 @@ def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None
     with contextlib.ExitStack() as stack:
         if scheduler:
             client = stack.enter_context(Client(scheduler))
+            if any(n > 1 for n in client.nthreads().values()):
+                print("warning: workers with more than one thread run several jobs at once, whose logs then mix; "
+                      "start them with dask worker --nthreads 1")
         else:
-            cluster = stack.enter_context(LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
-                                                       processes=True, dashboard_address=":0"))
+            from dask.system import CPU_COUNT  # the cores this process may use (affinity, cgroups), not all
+
+            cluster = stack.enter_context(LocalCluster(n_workers=workers or CPU_COUNT, threads_per_worker=1,
+                                                       processes=True, memory_limit=0, dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
         report.cluster_seconds = time.perf_counter() - start
-        futures = {client.submit(run_job, job, str(root), threads_per_job, cell_timeout, key=f"lthkit-job-{job.key}", pure=False): job
-                   for job in todo}
+        where = hashlib.sha256(str(root).encode()).hexdigest()[:8]  # one sweep's task is not another folder's
+        futures = {client.submit(run_job, job, str(root), threads_per_job, cell_timeout,
+                                 key=f"lthkit-job-{job.key}-{where}", pure=False): job for job in todo}
         bar = _progress(len(jobs), len(report.outcomes), progress)
         for future in as_completed(futures):
             try:

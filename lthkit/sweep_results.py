@@ -9,6 +9,7 @@ supports; none from one seed). ``write_csv`` writes either table.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import re
@@ -64,6 +65,7 @@ def collect(root: str | Path) -> list[Row]:
             for r in results.rounds for arm, a in r.arms.items()]
 
 
+@functools.lru_cache(maxsize=None)
 def t_quantile(p: float, df: int) -> float:
     """The ``p`` quantile (p > 0.5) of Student's t with ``df`` degrees of freedom: its CDF
     integrated (Simpson's rule) and inverted by bisection, to 1e-6."""
@@ -131,11 +133,12 @@ def format_summary(summary: list[dict]) -> str:
     common = [t for t in tokens[0] if all(t in ts for ts in tokens)] if tokens else []
     own = [" ".join(t for t in ts if t not in common) or "—" for ts in tokens]
     width = max([len("setting"), *map(len, own)])
+    runs = max([len("run"), *(len(s["run"]) for s in summary)])
     lines = [f"every run: {' '.join(common)}"] if common else []
-    lines.append(f"{'setting':{width}s} {'run':14s} {'round':>5s} {'arm':8s} {'seeds':>5s} {'weights':>8s} "
+    lines.append(f"{'setting':{width}s} {'run':{runs}s} {'round':>5s} {'arm':8s} {'seeds':>5s} {'weights':>8s} "
                  f"{'accuracy at early stop (%)':>27s} {'early-stop iteration':>22s}")
     for s, setting in zip(summary, own):
-        lines.append(f"{setting:{width}s} {s['run'][:14]:14s} {s['round']:5d} {s['arm']:8s} {s['seeds']:5d} "
+        lines.append(f"{setting:{width}s} {s['run']:{runs}s} {s['round']:5d} {s['arm']:8s} {s['seeds']:5d} "
                      f"{s['weights_remaining']:8.1%} "
                      f"{pm(s['early_stop_test_accuracy'], s['early_stop_test_accuracy_95'], 100, 2):>27s} "
                      f"{pm(s['early_stop_iteration'], s['early_stop_iteration_95'], 1, 0):>22s}")

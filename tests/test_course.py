@@ -289,8 +289,8 @@ REFERENCES = {"mnist-lenet300": [0, 1, 2], "cifar10-conv2": [0, 1, 2], "cifar10-
 
 @pytest.mark.parametrize("name, seeds", REFERENCES.items())
 def test_reference_runs_are_what_make_reference_sh_makes(name, seeds):
-    """Each committed reference file is the results.json of the command in make_reference.sh: one
-    file per seed, the same settings in each, and only the seed differing."""
+    """Each committed reference file is the results.json of a sweep in make_reference.sh: one file
+    per seed, the same settings in each, and only the seed differing."""
     runs = course.reference_runs(name)
     assert [run.config["seed"] for run in runs] == seeds
     from lthkit.config import ExperimentConfig
@@ -299,15 +299,15 @@ def test_reference_runs_are_what_make_reference_sh_makes(name, seeds):
     assert all(c == configs[0] for c in configs)
     script = (course.REFERENCE_DIR / "make_reference.sh").read_text()
     config = runs[0].config
-    assert f"--model {config['model']}" in script and f"--rounds {config['rounds']}" in script
-    assert f"--dataset {config['dataset']}" in script
+    assert f"--set model={config['model']}" in script and f"--set rounds={config['rounds']}" in script
+    assert f"--set dataset={config['dataset']}" in script and "lthkit\" sweep collect" in script
     assert all(len(run.rounds) == config["rounds"] + 1 for run in runs)
     if "at-init" in name:  # notebook 07's classroom budget, each method named, IMP's dense round shared
         assert config["method"] == name.rsplit("-", 1)[1] and config["iterations"] == 1834
         assert (config["global_pruning"], config["prune_rates"]["fc"]) == (config["method"] != "imp", 0.4)
     if config["dataset"] == "cifar10":
-        assert f"--iterations {config['iterations']}" in script and config["eval_images"] == 1000
-        assert f"--rewind-iteration {config['rewind_iteration']}" in script or config["model"] == "conv2"
+        assert f"--set iterations={config['iterations']}" in script and config["eval_images"] == 1000
+        assert f"--set rewind-iteration={config['rewind_iteration']}" in script or config["model"] == "conv2"
 
 
 def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, tmp_path):

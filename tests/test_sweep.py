@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,6 +120,16 @@ def test_a_sweep_runs_every_job_once_and_its_table_is_the_runs_own(cluster, tmp_
     assert logs == {j.key: (job_folder(tmp_path, j) / "log.txt").read_text() for j in jobs}, "nothing ran again"
     assert "0 ran, 4 already finished, 0 failed" in again.summary()
 
+    from lthkit.cli import main
+
+    with pytest.raises(SystemExit):  # two settings, one name: the rounds must be in it
+        main(["sweep", "collect", str(tmp_path), "--reference", "tiny", "--reference-dir", str(tmp_path)])
+    assert "would both be tiny-seed0.json" in capsys.readouterr().err
+    assert main(["sweep", "collect", str(tmp_path), "--reference", "tiny-{rounds}", "--reference-dir",
+                 str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("tiny-*.json")) == [
+        "tiny-1-seed0.json", "tiny-1-seed1.json", "tiny-2-seed0.json", "tiny-2-seed1.json"]
+
 
 def test_a_failed_job_is_reported_with_its_log_and_the_others_finish(cluster, tmp_path):
     jobs = expand([0, 1, 2], tiny(rounds=["1"]))
@@ -145,9 +156,15 @@ def test_a_job_whose_worker_is_killed_resumes_and_ends_as_an_uninterrupted_run(c
         torch.set_num_threads(threads)
 
     sweep = tmp_path / "sweep"
-    reports = []
-    thread = threading.Thread(target=lambda: reports.append(
-        run_sweep([job], sweep, scheduler=cluster.scheduler_address, progress=False)))
+    reports, errors = [], []
+
+    def submit():
+        try:
+            reports.append(run_sweep([job], sweep, scheduler=cluster.scheduler_address, progress=False))
+        except Exception as err:  # noqa: BLE001  seen by the assertion below
+            errors.append(err)
+
+    thread = threading.Thread(target=submit)
     thread.start()
     run = job_folder(sweep, job) / "run"
     deadline = time.monotonic() + 120
@@ -159,7 +176,8 @@ def test_a_job_whose_worker_is_killed_resumes_and_ends_as_an_uninterrupted_run(c
         pid = client.run(os.getpid, workers=busy)[busy[0]]
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=300)
-    assert not is_done(sweep, job) or reports[0].ok  # Dask may retry it at once on the other worker
+    assert not errors and len(reports) == 1, errors
+    assert reports[0].ok == is_done(sweep, job)  # Dask may have retried it at once on the other worker
     final = run_sweep([job], sweep, scheduler=cluster.scheduler_address, progress=False)
     assert final.ok and is_done(sweep, job)
     log = (job_folder(sweep, job) / "log.txt").read_text()
@@ -184,19 +202,33 @@ def test_the_command_line_runs_a_sweep_and_collects_it(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "collect", str(tmp_path / "empty")])
     assert "holds no finished job" in capsys.readouterr().err
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    assert main(["sweep", "collect", str(tmp_path), "--reference", "lenet-{model}", "--reference-dir",
+                 str(reference)]) == 0
+    assert sorted(p.name for p in reference.iterdir()) == ["lenet-lenet300-seed0.json", "lenet-lenet300-seed1.json"]
+    copied = json.loads((reference / "lenet-lenet300-seed1.json").read_text())
+    assert copied["config"]["seed"] == 1 and len(copied["rounds"]) == 2
+    with pytest.raises(SystemExit):
+        main(["sweep", "collect", str(tmp_path), "--reference", "lenet-{method}", "--reference-dir", str(reference)])
+    assert "does not set" in capsys.readouterr().err
 
 
 def test_a_notebook_sweep_runs_the_notebook_per_seed_and_collects_its_runs(cluster, tmp_path):
-    jobs = expand([0, 1], {"budget": ["test"]}, notebook="notebooks/09_transformer_tickets.ipynb")
+    jobs = expand([3], {"budget": ["test"]}, notebook="notebooks/09_transformer_tickets.ipynb")
+    assert Path(jobs[0].notebook).is_absolute(), "a worker elsewhere finds the notebook by its full path"
     report = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, cell_timeout=300, progress=False)
     assert report.ok, [o.log_tail for o in report.failed]
-    for job in jobs:
-        executed = (job_folder(tmp_path, job) / "notebook.ipynb").read_text()
-        assert f"seed = {job.seed}" in executed and str(job_folder(tmp_path, job) / "outputs") in executed
+    executed = (job_folder(tmp_path, jobs[0]) / "notebook.ipynb").read_text()
+    assert "seed = 3" in executed and str(job_folder(tmp_path, jobs[0]) / "outputs") in executed
     rows = collect(tmp_path)
-    assert {r.seed for r in rows} == {0, 1} and {r.setting for r in rows} == {"09_transformer_tickets budget=test"}
+    assert {r.seed for r in rows} == {3} and {r.setting for r in rows} == {"09_transformer_tickets budget=test"}
     assert {r.run for r in rows} == {"outputs/rewind-0-test", "outputs/rewind-k-test"}, "runs named without seeds"
-    assert {s["seeds"] for s in summarize(rows)} == {2}
+    results = Results.load(job_folder(tmp_path, jobs[0]) / "outputs" / "rewind-0-test-seed3" / "results.json")
+    assert [r for r in rows if r.run == "outputs/rewind-0-test"] == [
+        Row("09_transformer_tickets budget=test", "outputs/rewind-0-test", 3, jobs[0].key, r.round, arm,
+            r.weights_remaining, a.early_stop_test_accuracy, a.early_stop_iteration, a.test_accuracy)
+        for r in results.rounds for arm, a in r.arms.items()]
 
 
 def test_a_cell_that_runs_too_long_fails_its_notebook_job(tmp_path):

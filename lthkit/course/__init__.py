@@ -401,7 +401,7 @@ def measure_cifar_speed(models: tuple[str, ...] = ("conv2", "conv4", "conv6", "r
     """Per CIFAR-10 network, at its paper's batch size on random CIFAR-10-shaped tensors: seconds
     per training iteration alone (``per_iteration``), what each further arm trained beside it adds
     (``per_extra_arm``), and seconds per evaluated image (``per_image``). A LeNet burst says
-    nothing about a conv net's cost, so notebooks 05 and 06 are predicted from these."""
+    nothing about a conv net's cost, so notebooks 05, 06 and 10 are predicted from these."""
     from lthkit.data import Splits, dataset_info
     from lthkit.masks import Mask
     from lthkit.models import build_model, model_spec
@@ -476,7 +476,7 @@ def cifar_work(notebook: str, budget: str) -> list[tuple[str, int, int, int]]:
 
 
 def predict_cifar_minutes(speed: dict[str, dict[str, float]], budget: str = "classroom") -> dict[str, float]:
-    """Minutes notebooks 05 and 06 train at ``budget`` on the machine ``measure_cifar_speed``
+    """Minutes notebooks 05, 06 and 10 train on CIFAR-10 at ``budget`` on the machine ``measure_cifar_speed``
     timed: a lower bound, like ``predict_minutes``."""
     out = {}
     for nb in CIFAR_NOTEBOOKS:

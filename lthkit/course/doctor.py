@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO / "notebooks" / "outputs"
 PINNED = ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "papermill", "tqdm")
 NEEDED_BY = {
-    "mnist": "notebooks 00-04 and 07-09 need it",
+    "mnist": "notebooks 00-04 and 07-10 need it",
     "fashion-mnist": "only 'lthkit imp --dataset fashion-mnist' uses it",
     "cifar10": "notebooks 05, 06 and 10 need it",
 }

@@ -189,8 +189,9 @@ QUIZZES["10"] = (
     Question("c", "torch.sparse's CSR product reads an index with every kept weight and skips the rest: it wins "
                   "once few weights are kept and the layer is large enough for the skipped work to outweigh the "
                   "call's fixed cost, earlier the larger the layer (a 4096 x 4096 layer from about a fifth kept, "
-                  "LeNet's fc1 hardly at all). Batch 1 is no rule, (a): on LeNet's fc1 at batch 1 CSR lost down to "
-                  "5% kept and at best broke even below; and small layers, (b), are where it pays least."),
+                  "LeNet's fc1 little and not reliably). Batch 1 is no rule, (a): on LeNet's fc1 at batch 1 CSR "
+                  "lost down to 5% kept and at best broke even below; and small layers, (b), are where it pays "
+                  "least."),
     Question("a", "Removing whole channels leaves a smaller dense network: the same dense kernels, on any runtime, "
                   "do less work, so it is faster at batch 1 and 64 alike. It costs accuracy at the same number "
                   "of weights, (b) is the trade, not a free lunch; and no sparse kernel is involved, (c)."),

@@ -146,7 +146,10 @@ def trained_channel_pruned(dense: nn.Module, keep: float, config, data, folder: 
     from lthkit.ship import channel_pruned
     from lthkit.train import train
 
-    path = Path(folder) / f"channels-{keep:g}.pt"
+    import hashlib
+
+    training = hashlib.sha256(repr(config.training).encode()).hexdigest()[:8]  # another training, another file
+    path = Path(folder) / f"channels-{keep:g}-{training}.pt"
     network = channel_pruned(dense, tuple(data.info.input_shape), keep).to(data.device)
     if path.exists():
         network.load_state_dict(torch.load(path, map_location=data.device, weights_only=True))

@@ -16,10 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:-all}"
 lthkit=.venv/bin/lthkit
+# (${a[@]+"${a[@]}"}: an empty array under set -u in bash 3.2, macOS's own)
 scheduler=(${SCHEDULER:+--scheduler "$SCHEDULER"})
 extra=(${SET:-})
 options=(${SWEEP_OPTIONS:-})
-sweep() { "$lthkit" sweep "${scheduler[@]}" "${options[@]}" "${extra[@]}" --quiet "$@"; }
+sweep() {
+  "$lthkit" sweep ${scheduler[@]+"${scheduler[@]}"} ${options[@]+"${options[@]}"} ${extra[@]+"${extra[@]}"} --quiet "$@"
+}
 if [ "$which" = mnist ] || [ "$which" = all ]; then
   sweep --out runs/reference-mnist --seeds 0-2 --set dataset=mnist --set model=lenet300 --set rounds=20 \
     --set epochs=5 --set controls='reinit,random'
