@@ -214,31 +214,45 @@ def test_the_command_line_runs_a_sweep_and_collects_it(tmp_path, capsys):
     assert "does not set" in capsys.readouterr().err
 
 
-def test_a_notebook_sweep_runs_the_notebook_per_seed_and_collects_its_runs(cluster, tmp_path):
-    jobs = expand([3], {"budget": ["test"]}, notebook="notebooks/09_transformer_tickets.ipynb")
-    assert Path(jobs[0].notebook).is_absolute(), "a worker elsewhere finds the notebook by its full path"
-    report = run_sweep(jobs, tmp_path, scheduler=cluster.scheduler_address, cell_timeout=300, progress=False)
-    assert report.ok, [o.log_tail for o in report.failed]
-    executed = (job_folder(tmp_path, jobs[0]) / "notebook.ipynb").read_text()
-    assert "seed = 3" in executed and str(job_folder(tmp_path, jobs[0]) / "outputs") in executed
-    rows = collect(tmp_path)
-    assert {r.seed for r in rows} == {3} and {r.setting for r in rows} == {"09_transformer_tickets budget=test"}
-    assert {r.run for r in rows} == {"outputs/rewind-0-test", "outputs/rewind-k-test"}, "runs named without seeds"
-    results = Results.load(job_folder(tmp_path, jobs[0]) / "outputs" / "rewind-0-test-seed3" / "results.json")
-    assert [r for r in rows if r.run == "outputs/rewind-0-test"] == [
-        Row("09_transformer_tickets budget=test", "outputs/rewind-0-test", 3, jobs[0].key, r.round, arm,
-            r.weights_remaining, a.early_stop_test_accuracy, a.early_stop_iteration, a.test_accuracy)
-        for r in results.rounds for arm, a in r.arms.items()]
-
-
-def test_a_cell_that_runs_too_long_fails_its_notebook_job(tmp_path):
+def notebook(path, *cells: str):
+    """A notebook whose first cell holds the parameters, as the course's do."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    notebook = new_notebook(cells=[new_code_cell("seed = 0\noutput_dir = '.'"), new_code_cell("import time\ntime.sleep(60)")])
-    notebook.cells[0].metadata["tags"] = ["parameters"]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, tmp_path / "slow.ipynb")
-    (job,) = expand([0], {}, notebook=tmp_path / "slow.ipynb")
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_notebook_sweep_runs_the_notebook_per_seed_and_collects_its_runs(cluster, tmp_path):
+    imp = notebook(tmp_path / "tiny_imp.ipynb", "seed = 0\nrounds = 1\noutput_dir = 'outputs'", (
+        "from lthkit.config import make_config\nfrom lthkit.imp import run_imp\n"
+        "config = make_config(model='lenet300', subset=200, eval_images=200, iterations=20, eval_every=10, "
+        "rounds=rounds, controls=('reinit',), seed=seed, device='cpu')\n"
+        "run_imp(config, f'{output_dir}/imp-seed{seed}', resume=True, progress=False)"))
+    jobs = expand([0, 1], {"rounds": ["2"]}, notebook=imp)
+    assert all(Path(j.notebook).is_absolute() for j in jobs), "a worker elsewhere finds the notebook by its full path"
+    report = run_sweep(jobs, tmp_path / "sweep", scheduler=cluster.scheduler_address, cell_timeout=300,
+                       progress=False)
+    assert report.ok, [o.log_tail for o in report.failed]
+    executed = (job_folder(tmp_path / "sweep", jobs[1]) / "notebook.ipynb").read_text()
+    assert "seed = 1" in executed and str(job_folder(tmp_path / "sweep", jobs[1]) / "outputs") in executed
+    rows = collect(tmp_path / "sweep")
+    assert {r.seed for r in rows} == {0, 1} and {r.setting for r in rows} == {"tiny_imp rounds=2"}
+    assert {r.run for r in rows} == {"outputs/imp"}, "a notebook's runs are named without their seeds"
+    for job in jobs:
+        results = Results.load(job_folder(tmp_path / "sweep", job) / "outputs" / f"imp-seed{job.seed}" / "results.json")
+        assert len(results.rounds) == 3, "the parameter reached the notebook"
+        assert [r for r in rows if r.seed == job.seed] == [
+            Row("tiny_imp rounds=2", "outputs/imp", job.seed, job.key, r.round, arm, r.weights_remaining,
+                a.early_stop_test_accuracy, a.early_stop_iteration, a.test_accuracy)
+            for r in results.rounds for arm, a in r.arms.items()]
+
+
+def test_a_cell_that_runs_too_long_fails_its_notebook_job(tmp_path):
+    slow = notebook(tmp_path / "slow.ipynb", "seed = 0\noutput_dir = '.'", "import time\ntime.sleep(60)")
+    (job,) = expand([0], {}, notebook=slow)
     outcome = run_job(job, tmp_path / "sweep", cell_timeout=3)
     assert not outcome.ok and outcome.seconds < 50 and "papermill exited" in outcome.log_tail
