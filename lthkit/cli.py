@@ -20,9 +20,10 @@ from lthkit.determinism import use_deterministic
 from lthkit.export import FORMATS, export_run
 from lthkit.course.doctor import run_doctor
 from lthkit.fetch import FetchError, check, fetch
-from lthkit.imp import run_imp, ticket_costs
+from lthkit.imp import run_imp, run_imp_seeds, ticket_costs
 from lthkit.results import print_arm
-from lthkit.sweep import CELL_TIMEOUT_S
+from lthkit.stacked import ENGINES
+from lthkit.sweep import CELL_TIMEOUT_S, SweepError, parse_seeds
 
 
 def _typed(parse):
@@ -68,6 +69,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="how the networks of a round train together: stacked into one computation (on CUDA captured "
+                        "as a CUDA graph), loop (one after another in each step: each bit for bit as alone), or auto, "
+                        "what is faster on the device (stacked on CUDA, loop on a CPU; the run says which). "
+                        "Default: auto")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "OUT/results.json and a checkpoint per round.")
     _add_setting_options(imp, "imp")
     _add_run_options(imp)
+    imp.add_argument("--seeds", help="several runs, one per seed (0-4 or 0,2,5) in OUT/seedN, going through their "
+                                      "rounds in step with every seed's networks of a round trained together "
+                                      "(instead of --seed)")
     imp.add_argument("--dense-from", type=Path,
                      help="folder of an earlier run whose dense round 0 was trained with the same settings: take it "
                           "from there instead of training it again (bit for bit the same)")
@@ -221,7 +230,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from lthkit.sweep import SweepError, expand, parse_seeds, parse_set, run_sweep
+    from lthkit.sweep import expand, parse_set, run_sweep
 
     if args.out is None or args.folder is not None:
         raise SweepError("give the sweep's folder with --out DIR (or collect one: lthkit sweep collect DIR)")
@@ -244,7 +253,6 @@ def _collect(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from lthkit.course import REFERENCE_DIR
     from lthkit.course.plots import plot_sweep, use_style
-    from lthkit.sweep import SweepError
     from lthkit.sweep_results import (collect, finished_runs, format_summary, runs_by_setting, summarize,
                                       write_csv)
 
@@ -325,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return _export(args, parser)
     if args.command == "sweep":
-        from lthkit.sweep import SweepError
-
         try:
             return _collect(args) if args.action == "collect" else _sweep(args)
         except SweepError as err:
@@ -338,17 +344,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and args.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: choose one")
         _print_departures(config)
-        results = run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet, on_arm=print_arm, dense_from=getattr(args, "dense_from", None))
-        if args.command == "imp":
-            print(results.table())
-            costs = ticket_costs(args.out)
-            print("cost of each ticket: " + ", ".join(
-                f"round {r} {c['trainings']} training{'s' if c['trainings'] > 1 else ''} {c['seconds']:.0f} s"
-                for r, c in costs.items()))
-    except (ConfigError, DataMissingError) as err:
+        seeds = getattr(args, "seeds", None)
+        if seeds is not None and args.seed is not None:
+            raise ConfigError("give --seed (one run) or --seeds (several), not both")
+        dense_from = getattr(args, "dense_from", None)
+        if seeds is None:
+            runs = {config.seed: (args.out, run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
+                                                    progress=not args.quiet, on_arm=print_arm, dense_from=dense_from,
+                                                    engine=args.engine))}
+        else:
+            chosen = parse_seeds(seeds)
+            found = run_imp_seeds(config, chosen, args.out, resume=args.resume, overwrite=args.overwrite,
+                                  progress=not args.quiet, dense_from=dense_from, engine=args.engine,
+                                  on_arm=lambda seed, *arm: print_arm(*arm, seed=seed))
+            runs = {seed: (args.out / f"seed{seed}", results) for seed, results in zip(chosen, found)}
+        for seed, (out, results) in runs.items():
+            if args.command == "imp":
+                print(("" if seeds is None else f"seed {seed}\n") + results.table())
+                costs = ticket_costs(out)
+                print("cost of each ticket: " + ", ".join(
+                    f"round {r} {c['trainings']} training{'s' if c['trainings'] > 1 else ''} {c['seconds']:.0f} s"
+                    for r, c in costs.items()))
+            print(f"results in {out / 'results.json'}")
+    except (ConfigError, DataMissingError, SweepError) as err:
         parser.exit(2, f"lthkit: error: {err}\n")
-    print(f"results in {args.out / 'results.json'}")
     return 0
 
 

@@ -54,9 +54,11 @@ from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
 from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
-from lthkit.train import TrainConfig, train_together
+from lthkit.stacked import choose_engine
+from lthkit.train import TrainConfig, join_states, split_state, train_together
 
 CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much training
+CHECKPOINT_FORMAT = 2  # training state per network (lthkit.train.train_together); older checkpoints are not used
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,7 @@ def run_imp(
     dense_from: str | Path | None = None,
     rules: Rules | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    engine: str = "auto",
 ) -> Results:
     """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
 
@@ -312,39 +315,147 @@ def run_imp(
     The run holds ``out_dir``'s lock throughout: a second run on the folder stops at once with
     ``FolderInUse`` (a ``ConfigError``). The round in training is checkpointed at an evaluation
     once ``checkpoint_every_s`` seconds of wall time have passed (0: at every evaluation).
+    ``engine`` is how a round's arms train together (``lthkit.train.train_together``): ``auto``
+    picks what is faster on the device, and the run says which.
     """
     folder = RunFolder(out_dir) if out_dir is not None else None
-    with folder.locked() if folder else contextlib.nullcontext():
-        return _run_imp(config, folder, data=data, resume=resume, overwrite=overwrite, progress=progress,
-                        on_arm=on_arm, dense_from=dense_from, rules=rules or Rules(),
-                        checkpoint_every_s=checkpoint_every_s)
+    return _run_seeds([config], [folder], [dense_from], data=data, resume=resume, overwrite=overwrite,
+                      progress=progress, on_arm=on_arm and (lambda _seed, *args: on_arm(*args)), rules=rules,
+                      checkpoint_every_s=checkpoint_every_s, engine=engine)[0]
 
 
-def _run_imp(config: ExperimentConfig, folder: RunFolder | None, *, data: Splits | None, resume: bool,
-             overwrite: bool, progress: bool, on_arm, dense_from, rules: Rules, checkpoint_every_s: float) -> Results:
-    results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
-        Results(config.to_dict())
-    _check_rules(rules, folder, results)
-    data = _data_of(config, data)
-    _check_eval_sets(data, folder, results)
-    run = _Run(config, folder, data, results, rules, on_arm, progress, checkpoint_every_s)
-    mask, trained = Mask.ones_like(run.fresh()), None
-    for r in range(config.rounds + 1):
-        if r > 0:
-            mask = next_mask(config, trained, mask, rules.prune_layer) if config.method == "imp" else \
-                run.mask_at_init(r)
-        if r == 0 and dense_from is not None and not run.saved(0):
-            trained = run.take_dense_round(dense_from, mask)
-            continue
-        trained, arms = run.ticket_of_round(r, mask, trained)
-        arms.update(run.controls_to_train(r, mask))
-        if arms:
-            run.train_round(r, arms)
-        if config.method == "imp" and run.collapsed(r):
-            break  # IMP prunes this ticket further: every later round would be collapsed too
-    if folder:
-        folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
-    return results
+def run_imp_seeds(
+    config: ExperimentConfig,
+    seeds: list[int],
+    out_dir: str | Path | None = None,
+    *,
+    data: Splits | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_arm: Callable[[int, int, str, ArmResult, float], None] | None = None,
+    dense_from: str | Path | None = None,
+    rules: Rules | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    engine: str = "auto",
+) -> list[Results]:
+    """IMP for each of ``seeds`` (``config`` with that seed), each run in ``out_dir/seedN``: the
+    runs go through their rounds in step, and each round's arms of every seed train together
+    (``train_together``: stacked into one computation where that is faster), each from its own
+    seed's initialisation, data order and controls. Each seed's folder is a complete run, as
+    ``run_imp`` with that seed writes it: it resumes, plots and exports on its own.
+
+    ``on_arm(seed, round, arm, result, seconds)`` is called after each training; ``dense_from``
+    names a folder of ``seedN`` folders whose round 0 these runs share. The rest is ``run_imp``'s.
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"seeds must be different whole numbers, such as 0-4, got {seeds!r}")
+    configs = [ExperimentConfig.from_dict({**config.to_dict(), "seed": s}) for s in seeds]
+    folders = [RunFolder(Path(out_dir) / f"seed{s}") if out_dir is not None else None for s in seeds]
+    dense = [Path(dense_from) / f"seed{s}" if dense_from is not None else None for s in seeds]
+    return _run_seeds(configs, folders, dense, data=data, resume=resume, overwrite=overwrite, progress=progress,
+                      on_arm=on_arm, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)
+
+
+def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None], dense_from: list, *,
+               data: Splits | None, resume: bool, overwrite: bool, progress: bool, on_arm, rules: Rules | None,
+               checkpoint_every_s: float, engine: str) -> list[Results]:
+    rules = rules or Rules()
+    with contextlib.ExitStack() as held:
+        for folder in folders:
+            if folder:
+                held.enter_context(folder.locked())
+        runs = []
+        for config, folder in zip(configs, folders):
+            results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
+                Results(config.to_dict())
+            _check_rules(rules, folder, results)
+            data = _data_of(config, data)
+            _check_eval_sets(data, folder, results)
+            said = on_arm and functools.partial(on_arm, config.seed)
+            runs.append(_Run(config, folder, data, results, rules, said, progress, checkpoint_every_s))
+        _run_rounds(runs, dense_from, engine, say=print if on_arm else None)
+        for folder in folders:
+            if folder:
+                folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
+    return [run.results for run in runs]
+
+
+def _run_rounds(runs: list["_Run"], dense_from: list[Path | None], engine: str, say) -> None:
+    """The rounds of several runs of one configuration but their seeds, in step: each round's
+    masks, then all their arms trained together."""
+    state = {id(run): (Mask.ones_like(run.fresh()), None) for run in runs}
+    dense_of = {id(run): dense for run, dense in zip(runs, dense_from)}
+    active, said = list(runs), set()
+    for r in range(runs[0].config.rounds + 1):
+        jobs = []
+        for run in active:
+            config, (mask, trained), dense = run.config, state[id(run)], dense_of[id(run)]
+            if r > 0:
+                mask = next_mask(config, trained, mask, run.rules.prune_layer) if config.method == "imp" else \
+                    run.mask_at_init(r)
+            if r == 0 and dense is not None and not run.saved(0):
+                state[id(run)] = mask, run.take_dense_round(dense, mask)
+                continue
+            trained, arms = run.ticket_of_round(r, mask, trained)
+            state[id(run)] = mask, trained
+            arms.update(run.controls_to_train(r, mask))
+            jobs.append((run, arms))
+        _train_round(r, jobs, engine, say, said)
+        # IMP prunes a collapsed ticket further: every later round of that run would be collapsed too
+        active = [run for run in active if not (run.config.method == "imp" and run.collapsed(r))]
+
+
+def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, said: set) -> None:
+    """Train the arms of round ``r`` of every run side by side (from the killed runs' checkpoints,
+    when every run holds one of this round at the same point), checkpointing each run's share as
+    they go; save each ticket and rewind point; record each arm."""
+    jobs = [(run, run.drop_collapsed(r, arms)) for run, arms in jobs]
+    jobs = [(run, arms) for run, arms in jobs if arms]
+    if not jobs:
+        return
+    first = jobs[0][0]
+    names = [list(arms) for _, arms in jobs]
+    saved = [run.checkpointed for run, _ in jobs]
+    before, resume_from = 0.0, None
+    if all(c is not None and c["round"] == r and c["arms"] == n for c, n in zip(saved, names)):
+        try:
+            resume_from, before = join_states([c["training"] for c in saved]), saved[0]["seconds"]
+        except ValueError:
+            pass
+    for run, _ in jobs:
+        run.checkpointed = None
+    models = [model for _, arms in jobs for model, _ in arms.values()]
+    groups, at = [], 0
+    for n in names:
+        groups.append(list(range(at, at + len(n))))
+        at += len(n)
+    data, training, k = first.data, first.training(r), first.config.rewind_iteration
+    chosen = choose_engine(engine, models, data.device, training.augment)
+    if say and chosen.describe(len(models)) not in said:
+        said.add(chosen.describe(len(models)))
+        say(f"round {r:2d}: {chosen.describe(len(models))}", flush=True)
+    start = time.perf_counter()
+    folders = [run.folder for run, _ in jobs]
+
+    def checkpoint(state: dict) -> None:
+        seconds = before + time.perf_counter() - start
+        for (run, _), part, n in zip(jobs, split_state(state, groups), names):
+            run.folder.save_checkpoint({"made_with": run.made_with, "round": r, "arms": n, "seconds": seconds,
+                                        "training": part})
+
+    desc = f"round {r} " + "+".join(names[0]) + (f" x {len(jobs)} seeds" if len(jobs) > 1 else "")
+    trained = train_together(models, data, training, masks=[m for _, arms in jobs for _, m in arms.values()],
+                             data_seeds=[run.config.seed for run, arms in jobs for _ in arms], engine=chosen,
+                             start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
+                             progress=first.progress, desc=desc, checkpoint=checkpoint if all(folders) else None,
+                             checkpoint_every_s=first.checkpoint_every_s, resume=resume_from)
+    seconds = (before + time.perf_counter() - start) / len(models)
+    for (run, arms), group in zip(jobs, groups):
+        run.timings.setdefault("training", {})[f"round_{r:02d}"] = chosen.describe(len(models))
+        run.finish_round(r, arms, [trained[i] for i in group], seconds)
 
 
 def _data_of(config: ExperimentConfig, data: Splits | None) -> Splits:
@@ -372,7 +483,7 @@ class _Run:
         # The checkpoint of a killed run belongs to the first round this run trains (if to any); it
         # is used only if made with these settings (a run killed in round 0 has no results.json to compare).
         self.made_with = {"config": json.loads(json.dumps(config.to_dict())), "rules": rules.describe(),
-                          "eval_sets": [len(data.val), len(data.test)]}
+                          "eval_sets": [len(data.val), len(data.test)], "checkpoint": CHECKPOINT_FORMAT}
         self.checkpointed = folder.load_checkpoint() if folder else None
         if self.checkpointed is not None and self.checkpointed.get("made_with") != self.made_with:
             self.checkpointed = None
@@ -559,32 +670,17 @@ class _Run:
             return tc
         return replace(tc, lr=tc.lr_at(tc.iterations - 1), warmup=0, milestones=())
 
-    def train_round(self, r: int, arms: dict[str, tuple[torch.nn.Module, Mask]]) -> None:
-        """Train the arms side by side (from the killed run's checkpoint, when it is this round's),
-        checkpointing as they go; save the ticket and the rewind point; record each arm."""
+    def drop_collapsed(self, r: int, arms: dict[str, tuple[torch.nn.Module, Mask]]) -> dict:
+        """The arms to train: one whose mask left a layer empty is recorded as collapsed instead."""
         for arm, (_, mask) in list(arms.items()):
             if collapsed_layers(mask):
                 self.record_collapse(r, mask, arm, collapsed_layers(mask))
                 del arms[arm]
-        if not arms:
-            return
-        k, folder, names = self.config.rewind_iteration, self.folder, list(arms)
-        before, resume_from, saved = 0.0, None, self.checkpointed
-        if saved is not None and saved["round"] == r and saved["arms"] == names:
-            before, resume_from = saved["seconds"], saved["training"]
-        self.checkpointed = None
-        start = time.perf_counter()
+        return arms
 
-        def checkpoint(state: dict) -> None:
-            folder.save_checkpoint({"made_with": self.made_with, "round": r, "arms": names,
-                                    "seconds": before + time.perf_counter() - start, "training": state})
-
-        runs = train_together([m for m, _ in arms.values()], self.data, self.training(r),
-                              masks=[m for _, m in arms.values()], start_iteration=0 if r == 0 else k,
-                              snapshot_at=k if r == 0 and k > 0 else None, progress=self.progress,
-                              desc=f"round {r} " + "+".join(arms), checkpoint=checkpoint if folder else None,
-                              checkpoint_every_s=self.checkpoint_every_s, resume=resume_from)
-        seconds = (before + time.perf_counter() - start) / len(arms)
+    def finish_round(self, r: int, arms: dict[str, tuple[torch.nn.Module, Mask]], runs: list, seconds: float) -> None:
+        """Save the trained ticket and the rewind point, record each arm, drop the checkpoint."""
+        folder = self.folder
         for (arm, (model, mask)), run in zip(arms.items(), runs):
             if arm == "ticket":
                 if run.snapshot is not None:

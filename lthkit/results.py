@@ -124,10 +124,11 @@ class Results:
         return "\n".join(lines)
 
 
-def print_arm(r: int, arm: str, result: ArmResult, seconds: float) -> None:
-    """One line per trained network: an ``on_arm`` progress log for the CLI and the notebooks."""
+def print_arm(r: int, arm: str, result: ArmResult, seconds: float, *, seed: int | None = None) -> None:
+    """One line per trained network: an ``on_arm`` progress log for the CLI and the notebooks
+    (``seed``: which of several runs trained together)."""
     name = "dense" if r == 0 else arm
-    print(f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
+    print(("" if seed is None else f"seed {seed} ") + f"round {r:2d} {name:7s} {result.early_stop_test_accuracy:.2%} at early stop "
           f"(iteration {result.early_stop_iteration}), {seconds:.0f} s", flush=True)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 LIST_VALUED = ("controls", "prune-rate", "milestones")
 """Settings whose one value holds commas (``reinit,random``): their alternatives are separated by ';'."""
-LOG_TAIL_LINES = 20
+LOG_TAIL_LINES = 30
 CELL_TIMEOUT_S = 3600
 """A notebook job's cell that runs longer fails the job. nbclient, which papermill runs notebooks
 with, can block for good on a cell that displays a widget (jupyter/nbclient#312, seen here with the

@@ -8,9 +8,12 @@ the iteration of minimum validation loss is the paper's early-stopping iteration
 
 Speed comes from doing less around the arithmetic, never from changing it: the data are
 tensors already on the device, the optimiser is PyTorch's fused one (one kernel for all
-parameters), convolutions on the CPU run channels-last (oneDNN's fast layout), and ``train_together`` trains the arms of an IMP round (ticket and controls)
-in one loop, so picking a batch, the backward call and the optimiser call are paid once
-per step, not once per arm. Each arm's arithmetic is exactly what it would be alone.
+parameters), convolutions on the CPU run channels-last (oneDNN's fast layout), and
+``train_together`` trains several networks in one loop (the arms of an IMP round, and the runs
+of several seeds), so picking a batch, the backward call and the optimiser call are paid once
+per step, not once per network. Its plain loop (``LoopNetworks``) gives each network exactly
+the arithmetic it would have alone; on a GPU, where small networks leave the chip idle, it
+stacks them into one computation instead (``lthkit.stacked``), equal to float rounding.
 
 A fresh optimiser is made for every call, so no optimiser state survives a rewind. It
 optimises the parameters that require gradients: a supermask's frozen weights are left out.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +42,7 @@ from lthkit.results import ArmResult, CurvePoint
 from lthkit.rewind import Snapshot
 from lthkit.seeds import generator
 from lthkit.settings import ConfigError, choice, flag, number, option, whole
+from lthkit.stacked import Engine, StackedNetworks, choose_engine
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -128,16 +132,18 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 FUSED_DEVICES = ("cpu", "cuda", "mps")
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, config: TrainConfig, *, capturable: bool = False) -> torch.optim.Optimizer:
     """Adam or SGD with momentum, as PyTorch's fused kernel where the device has one.
 
     The fused kernel updates every parameter in one pass; it differs from the textbook
-    per-tensor update only in the last bits of float rounding.
+    per-tensor update only in the last bits of float rounding. ``capturable``: Adam safe to
+    capture in a CUDA graph (``lthkit.stacked``).
     """
     params = list(params)
     fused = all(p.device.type in FUSED_DEVICES for p in params)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused,
+                                **({"capturable": True} if capturable else {}))
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                            fused=fused)
 
@@ -178,6 +184,81 @@ class BatchOrder:
         return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
 
 
+class LoopNetworks:
+    """Networks trained one after another within each step: the plain loop, and the reference
+    arithmetic (each network bit for bit as trained alone).
+
+    One backward call over the list of losses gives each network exactly the gradient of its
+    own loss, and the optimiser updates each parameter by itself; only picking a batch, the
+    backward call and the optimiser call are shared. ``StackedNetworks`` has the same methods.
+    """
+
+    def __init__(self, models: list[nn.Module], masks: list[Mask | None], data: Splits, config: TrainConfig,
+                 seeds: list[int]):
+        self.models, self.data, self.config, self.seeds = models, data, config, seeds
+        images = data.train.x.dim() == 4 and data.device.type == "cpu"
+        self.memory_format = torch.channels_last if images else torch.contiguous_format
+        self.masked = []
+        for model, mask in zip(models, masks):
+            model.to(data.device, memory_format=self.memory_format).train()
+            params = dict(model.named_parameters())
+            self.masked += [(params[n], torch.empty_like(params[n]).copy_(m))
+                            for n, m in (mask.items() if mask is not None else ())]
+        with torch.no_grad():
+            for p, m in self.masked:
+                p.mul_(m)
+        self.optimizer = make_optimizer([p for model in models for p in model.parameters() if p.requires_grad], config)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def step(self, batches: dict[int, torch.Tensor], lr: float | None = None, iteration: int = 0) -> torch.Tensor:
+        data, config = self.data, self.config
+        inputs = {}
+        for seed, idx in batches.items():
+            x = data.train.x.index_select(0, idx)
+            if config.augment:
+                x = augment(x, generator("augment", seed, iteration))
+            inputs[seed] = (x.contiguous(memory_format=self.memory_format), data.train.y.index_select(0, idx))
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        losses = [F.cross_entropy(model(inputs[s][0]), inputs[s][1]) for model, s in zip(self.models, self.seeds)]
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(losses)
+        for p, m in self.masked:
+            p.grad.mul_(m)
+        self.optimizer.step()
+        with torch.no_grad():
+            for p, m in self.masked:
+                p.mul_(m)
+        return torch.stack(losses).detach()
+
+    def measure(self, split: Split) -> tuple[list[float], list[float]]:
+        measured = [evaluate(model, split) for model in self.models]
+        return [m[0] for m in measured], [m[1] for m in measured]
+
+    def weights(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.models[i].state_dict().items()}
+
+    def network_state(self, i: int) -> dict:
+        state = self.optimizer.state
+        return {"model": self.weights(i),
+                "optimizer": {n: {k: v.detach().clone() for k, v in state[p].items()}
+                              for n, p in self.models[i].named_parameters() if p in state and state[p]}}
+
+    @torch.no_grad()
+    def load_network_state(self, i: int, saved: dict) -> None:
+        model = self.models[i]
+        model.load_state_dict(saved["model"])
+        for n, p in model.named_parameters():
+            if n in saved["optimizer"]:
+                self.optimizer.state[p] = {k: v.to(p.device).clone() for k, v in saved["optimizer"][n].items()}
+
+    def write_back(self) -> None:
+        """The networks were trained in place."""
+
+
 def _cpu_copy(x):
     if isinstance(x, torch.Tensor):
         return x.detach().to("cpu", copy=True)
@@ -214,17 +295,18 @@ def train(
     checkpoint: Callable[[dict], None] | None = None,
     checkpoint_every_s: float = 300.0,
     resume: dict | None = None,
+    engine: str = "auto",
 ) -> TrainRun:
     """Train ``model`` in place from ``start_iteration`` to ``config.iterations``.
 
     ``mask`` keeps pruned weights at exactly zero. ``snapshot_at`` keeps a copy of the
     weights after that many iterations (the rewind point of late rewinding), or after each of
-    several (the rewind points an instability analysis compares). ``checkpoint`` and ``resume``
-    are ``train_together``'s.
+    several (the rewind points an instability analysis compares). ``checkpoint``, ``resume`` and
+    ``engine`` are ``train_together``'s.
     """
     return train_together([model], data, config, masks=[mask], start_iteration=start_iteration,
                           snapshot_at=snapshot_at, progress=progress, desc=desc, checkpoint=checkpoint,
-                          checkpoint_every_s=checkpoint_every_s, resume=resume)[0]
+                          checkpoint_every_s=checkpoint_every_s, resume=resume, engine=engine)[0]
 
 
 def train_together(
@@ -233,6 +315,8 @@ def train_together(
     config: TrainConfig,
     *,
     masks: list[Mask | None] | None = None,
+    data_seeds: list[int] | None = None,
+    engine: str | Engine = "auto",
     start_iteration: int = 0,
     snapshot_at: int | Collection[int] | None = None,
     progress: bool = True,
@@ -241,53 +325,59 @@ def train_together(
     checkpoint_every_s: float = 300.0,
     resume: dict | None = None,
 ) -> list[TrainRun]:
-    """Train several networks side by side on the same batches, each as ``train`` would alone.
+    """Train several networks side by side, each as ``train`` would alone.
 
-    One backward call over the list of losses gives each network exactly the gradient of
-    its own loss, and the optimiser updates each parameter by itself, so every network ends
-    bit for bit where it would have ended trained on its own; only the overheads are shared.
+    ``data_seeds`` gives each network its batches' seed (default: all ``config.data_seed``): the
+    arms of several IMP runs train together, each on its own run's data order. ``engine`` says
+    how (``lthkit.stacked.choose_engine``): ``loop`` trains them one after another in each step,
+    every network bit for bit where it would end alone; ``stacked`` as one batched computation
+    (a CUDA graph on CUDA), to float rounding; ``auto`` picks what is faster on the device.
 
     ``checkpoint(state)`` is called at an evaluation once ``checkpoint_every_s`` seconds of wall
     time have passed since training (or the last checkpoint) began (0: at every evaluation but
-    the last), with the state to save (CPU copies, ready for ``torch.save``). Checkpoints come at
-    evaluations only: there the running loss is empty, and a clock read per evaluation is all the
-    cost between checkpoints.
+    the last), with the state to save (CPU copies, ready for ``torch.save``): per network, its
+    weights, optimiser state, curve and snapshots (``split_state`` cuts it into runs). Checkpoints
+    come at evaluations only: there the running loss is empty, and a clock read per evaluation
+    is all the cost between checkpoints.
     ``resume=state`` continues from such a state instead of from the models' weights: pass the
-    same models (any weights), data, config, masks, ``start_iteration`` and ``snapshot_at``.
+    same models (any weights), data, config, masks, seeds, ``start_iteration`` and ``snapshot_at``;
+    the engine may differ.
     """
     if not 0 <= start_iteration < config.iterations:
         raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
     masks = masks if masks is not None else [None] * len(models)
     if len(masks) != len(models):
         raise ValueError(f"{len(models)} models but {len(masks)} masks: give one mask (or None) per model")
+    seeds = list(data_seeds) if data_seeds is not None else [config.data_seed] * len(models)
+    if len(seeds) != len(models):
+        raise ValueError(f"{len(models)} models but {len(seeds)} data seeds: give one seed per model")
     wanted = {snapshot_at} if isinstance(snapshot_at, int) else set(snapshot_at or ())
     if any(not start_iteration <= k <= config.iterations for k in wanted):
         raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
     device = data.device
-    images = data.train.x.dim() == 4 and device.type == "cpu"
-    memory_format = torch.channels_last if images else torch.contiguous_format
-    masked = []
-    for model, mask in zip(models, masks):
-        model.to(device, memory_format=memory_format).train()
-        params = dict(model.named_parameters())
-        masked += [(params[n], torch.empty_like(params[n]).copy_(m)) for n, m in (mask.items() if mask is not None else ())]
-    with torch.no_grad():
-        for p, m in masked:
-            p.mul_(m)
-    optimizer = make_optimizer([p for model in models for p in model.parameters() if p.requires_grad], config)
-    fingerprint = {"config": repr(astuple(config)), "start_iteration": start_iteration, "snapshot_at": sorted(wanted)}
-    order = BatchOrder(len(data.train), config.batch_size, config.data_seed, device)
+    if not isinstance(engine, Engine):
+        engine = choose_engine(engine, models, device, config.augment)
+    if engine.name == "stacked":
+        nets = StackedNetworks(models, masks, data.train.x, data.train.y, seeds,
+                               lambda params, capturable: make_optimizer(params, config, capturable=capturable),
+                               graph=engine.graph)
+    else:
+        nets = LoopNetworks(models, masks, data, config, seeds)
+    fingerprint = {"config": repr(astuple(replace(config, data_seed=0))), "start_iteration": start_iteration,
+                   "snapshot_at": sorted(wanted)}
+    orders = {s: BatchOrder(len(data.train), config.batch_size, s, device) for s in dict.fromkeys(seeds)}
     scheduled = bool(config.warmup or config.milestones)
 
     def measure() -> list[tuple[float, ...]]:
-        return [evaluate(model, data.val) + evaluate(model, data.test) for model in models]
+        val, test = nets.measure(data.val), nets.measure(data.test)
+        return list(zip(val[0], val[1], test[0], test[1]))
 
     taken: list[dict[int, Snapshot]] = [{} for _ in models]
 
     def keep_if_wanted(iteration: int) -> None:
         if iteration in wanted:
-            for kept, model in zip(taken, models):
-                kept[iteration] = Snapshot.of(model, iteration)
+            for i, kept in enumerate(taken):
+                kept[iteration] = Snapshot(iteration, nets.weights(i))
 
     curves: list[list[CurvePoint]] = [[] for _ in models]
 
@@ -300,29 +390,25 @@ def train_together(
         copies on the CPU: training going on cannot change a state already handed out."""
         return _cpu_copy({
             **fingerprint, "iteration": iteration,
-            "models": [model.state_dict() for model in models],
-            "optimizer": optimizer.state_dict(),
-            "curves": [[astuple(p) for p in curve] for curve in curves],
-            "snapshots": [{i: s.state for i, s in kept.items()} for kept in taken],
+            "networks": [{**nets.network_state(i), "data_seed": seeds[i],
+                          "curve": [astuple(p) for p in curves[i]],
+                          "snapshots": {k: s.state for k, s in taken[i].items()}} for i in range(len(models))],
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
         })
 
     def restore(saved: dict) -> int:
         mismatch = [k for k in ("config", "start_iteration", "snapshot_at") if saved.get(k) != fingerprint[k]]
-        if len(saved.get("models", ())) != len(models):
-            mismatch.append("models")
+        if [n.get("data_seed") for n in saved.get("networks", ())] != seeds:
+            mismatch.append("networks")
         if mismatch or not start_iteration < saved["iteration"] < config.iterations:
             raise ValueError(f"the checkpoint to resume from belongs to other training ({', '.join(mismatch) or 'iteration'} "
                              f"differ): resume with the models, config and start_iteration that made it")
-        with torch.no_grad():
-            for model, weights in zip(models, saved["models"]):
-                model.load_state_dict(weights)
-        optimizer.load_state_dict(saved["optimizer"])
-        for curve, points in zip(curves, saved["curves"]):
-            curve[:] = [CurvePoint(*p) for p in points]
-        for kept, snaps in zip(taken, saved["snapshots"]):
-            kept.update({i: Snapshot(i, {k: v.to(device) for k, v in st.items()}) for i, st in snaps.items()})
+        for i, network in enumerate(saved["networks"]):
+            nets.load_network_state(i, network)
+            curves[i][:] = [CurvePoint(*p) for p in network["curve"]]
+            taken[i].update({k: Snapshot(k, {n: v.to(device) for n, v in st.items()})
+                             for k, st in network["snapshots"].items()})
         torch.set_rng_state(saved["rng"])
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
@@ -340,25 +426,12 @@ def train_together(
                disable=not progress, leave=False)
     last_checkpoint = time.monotonic()
     for it in range(first, config.iterations):
-        idx = order(it)
-        x = data.train.x.index_select(0, idx)
-        if config.augment:
-            x = augment(x, generator("augment", config.data_seed, it))
-        x = x.contiguous(memory_format=memory_format)
-        y = data.train.y.index_select(0, idx)
-        if scheduled:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr_at(it)
-        losses = [F.cross_entropy(model(x), y) for model in models]
-        optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(losses)
-        for p, m in masked:
-            p.grad.mul_(m)
-        optimizer.step()
-        with torch.no_grad():
-            for p, m in masked:
-                p.mul_(m)
-            running += torch.stack(losses).detach()
+        batches = {s: order(it) for s, order in orders.items()}
+        lr = config.lr_at(it) if scheduled else None
+        if engine.name == "stacked":
+            running += nets.step(batches, lr)
+        else:
+            running += nets.step(batches, lr, it)
         steps_since += 1
         if it == start_iteration:
             record(start_iteration, running.tolist(), pending)
@@ -376,4 +449,20 @@ def train_together(
                 checkpoint(state(done))
                 last_checkpoint = time.monotonic()
     bar.close()
+    nets.write_back()
     return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(curves, taken)]
+
+
+def split_state(state: dict, groups: list[list[int]]) -> list[dict]:
+    """A ``train_together`` checkpoint cut into one per group of its networks (the arms of each
+    run of several trained together), each what training that group alone would have saved."""
+    return [{**state, "networks": [state["networks"][i] for i in group]} for group in groups]
+
+
+def join_states(states: list[dict]) -> dict:
+    """``split_state`` undone: one checkpoint of every group's networks, in order."""
+    first = states[0]
+    if any({k: v for k, v in s.items() if k not in ("networks", "rng", "cuda_rng")}
+           != {k: v for k, v in first.items() if k not in ("networks", "rng", "cuda_rng")} for s in states):
+        raise ValueError("the checkpoints to join were made at different points of training")
+    return {**first, "networks": [n for s in states for n in s["networks"]]}
