@@ -94,6 +94,7 @@ bench: install
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/ship.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/stacked.py
 
 # The teacher's release: students' copies of the notebooks, without solutions or outputs, to hand
 # out (docs/teachers_guide.md). Rewrites every copy in build/student/ (make lab never overwrites).

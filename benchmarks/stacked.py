@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lthkit.data import load_dataset
+from lthkit.data import DataMissingError, load_dataset
 from lthkit.masks import Mask, prune_by_magnitude
 from lthkit.models import build_model, prunable_layers
 from lthkit.stacked import StackedNetworks
@@ -65,7 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     out = args.out or Path(__file__).parent / f"stacked-{device.type}.json"
-    data = {name: load_dataset(name, device=device) for name in ("mnist",) + (() if args.quick else ("cifar10",))}
+    data = {}
+    for name in ("mnist",) + (() if args.quick else ("cifar10",)):
+        try:
+            data[name] = load_dataset(name, device=device)
+        except DataMissingError as err:
+            print(f"{name} is not here ({err}): its rows are skipped")
     config = TrainConfig(iterations=10**6)
     rows = {}
     for model, dataset, n in CASES:

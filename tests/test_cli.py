@@ -147,7 +147,7 @@ def test_options_are_made_from_the_settings_and_set_them():
     from lthkit.train import OPTIMIZERS
 
     sub = build_parser()._subparsers._group_actions[0].choices
-    run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from"}
+    run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from", "engine", "seeds"}
     for command in ("imp", "train"):
         dests = {a.dest: a for a in sub[command]._actions}
         wanted = {f.name for f in setting_fields() if "option" in f.metadata
@@ -250,6 +250,26 @@ def test_imp_and_train_commands_write_results(mnist_small, tmp_path):
     assert dense.returncode == 0, dense.stderr
     saved = json.loads((tmp_path / "dense" / "results.json").read_text())
     assert len(saved["rounds"]) == 1 and saved["rounds"][0]["weights_remaining"] == 1.0
+
+
+def test_imp_with_several_seeds_writes_a_run_per_seed_and_says_how_it_trains(mnist_small, tmp_path, capsys):
+    argv = ["--subset", "600", "--iterations", "20", "--eval-every", "10", "--device", "cpu", "--quiet",
+            "--rounds", "1", "--controls", "reinit"]
+    assert main(["imp", "--seeds", "0,2", "--out", str(tmp_path / "seeds"), *argv]) == 0
+    out = capsys.readouterr().out
+    assert "round  1: training 4 networks one after another in each step (stacking is slower on a CPU" in out
+    assert "seed 2 round  1 reinit" in out and f"results in {tmp_path / 'seeds' / 'seed2' / 'results.json'}" in out
+    assert main(["imp", "--seed", "2", "--out", str(tmp_path / "alone"), *argv]) == 0
+    assert (tmp_path / "seeds" / "seed2" / "results.json").read_bytes() == \
+        (tmp_path / "alone" / "results.json").read_bytes()
+    for bad, message in ((["--seed", "1", "--seeds", "0-1"], "give --seed \\(one run\\) or --seeds"),
+                         (["--seeds", "0,0"], "seeds must name each seed once"),
+                         (["--seeds", "0-1", "--engine", "stacked", "--model", "resnet20", "--dataset", "cifar10"],
+                          "cannot be trained stacked: batch norm")):
+        with pytest.raises(SystemExit) as stop:
+            main(["imp", "--out", str(tmp_path / "bad"), *argv, *bad])
+        assert stop.value.code == 2
+        assert re.search(message, capsys.readouterr().err), bad
 
 
 @pytest.fixture

@@ -282,6 +282,24 @@ def test_notebook_runs_live_in_one_folder_per_run_budget_and_seed(tmp_path):
     assert (tmp_path / "imp-test-seed0" / "results.json").exists() and again.to_dict() == first.to_dict()
 
 
+def test_the_paper_budget_runs_five_seeds_together_and_the_notebook_plots_them(tmp_path):
+    assert all(course.BUDGETS[nb]["paper"]["seeds"] == course.PAPER_SEEDS == (0, 1, 2, 3, 4) for nb in ("03", "04"))
+    assert all(course.BUDGETS[nb][b]["seeds"] == (0,) for nb in ("03", "04") for b in ("test", "classroom"))
+    s = settings(output_dir=str(tmp_path), iterations=20, eval_every=10, rounds=1, seed=3)
+    assert course.seed_runs(s, "imp") == []
+    s["seeds"] = (0, 1)  # as the paper budget's, shorter
+    config = course.experiment_config(s, controls=("reinit",))
+    data = course.notebook_data(s, config)
+    mine = course.notebook_imp(s, config, "imp", data)
+    both = course.seed_runs(s, "imp")
+    assert [r.config["seed"] for r in both] == [3, 4] and both[0].to_dict() == mine.to_dict()
+    from lthkit.imp import run_imp
+
+    alone = run_imp(config.from_dict({**config.to_dict(), "seed": 4}), tmp_path / "alone", data=data, progress=False)
+    assert both[1].to_dict() == alone.to_dict()  # the loop on the CPU: each seed bit for bit as run alone
+    assert sorted(p.name for p in (tmp_path / "imp-test-seed3").iterdir()) == ["seed3", "seed4"]
+
+
 REFERENCES = {"mnist-lenet300": [0, 1, 2], "cifar10-conv2": [0, 1, 2], "cifar10-resnet20-k30": [1, 2],
               "cifar10-resnet20-k0": [1, 2],
               **{f"mnist-at-init-{method}": [0, 1, 2] for method in ("imp", "magnitude", "snip", "grasp", "synflow")}}

@@ -4,6 +4,7 @@
     .venv/bin/python tools/markdown_tables.py reference notebooks/reference/mnist-lenet300-seed*.json
     .venv/bin/python tools/markdown_tables.py speed benchmarks/speed-cpu.json
     .venv/bin/python tools/markdown_tables.py at-init notebooks/reference/mnist-at-init-*-seed*.json
+    .venv/bin/python tools/markdown_tables.py stacked benchmarks/stacked-cpu.json
 
 ``run``: one row per chosen round, test accuracy at the early-stopping iteration @ that
 iteration, for the ticket and each control. ``reference``: the mean over the runs given,
@@ -11,6 +12,8 @@ with the lowest and highest, and the mean early-stopping iteration. ``speed``: t
 the step profile that ``benchmarks/speed.py`` wrote, with the issue's targets. ``at-init``: IMP
 against masks found at initialisation, one column per method (each run's ``method``) and one
 for IMP's random control, each the mean over the seeds given with the lowest and highest.
+``stacked``: network-steps per second of the plain loop and of stacked training, from
+``benchmarks/stacked.py``.
 """
 
 from __future__ import annotations
@@ -119,14 +122,26 @@ def speed_table(bench: dict) -> list[str]:
     return lines
 
 
+def stacked_table(bench: dict) -> list[str]:
+    """``benchmarks/stacked.py``'s JSON: network-steps per second, loop against stacked."""
+    lines = ["| networks | loop (network-steps/s) | stacked (network-steps/s) | stacked / loop |",
+             "| --- | ---: | ---: | ---: |"]
+    for key, row in bench["rows"].items():
+        model, n = key.split(" x")
+        name = {"lenet300": "LeNet-300-100", "conv2": "Conv-2"}.get(model, model)
+        lines.append(f"| {n} {name} | {row['loop']:.0f} | {row['stacked']:.0f} | {row['stacked'] / row['loop']:.2f}x |")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("run", "reference", "speed", "at-init"))
+    parser.add_argument("kind", choices=("run", "reference", "speed", "at-init", "stacked"))
     parser.add_argument("files", nargs="+")
     parser.add_argument("--rounds", default=None, help="comma-separated rounds (default: every fifth)")
     args = parser.parse_args(argv)
-    if args.kind == "speed":
-        print("\n".join(speed_table(json.loads(open(args.files[0]).read()))))
+    if args.kind in ("speed", "stacked"):
+        table = speed_table if args.kind == "speed" else stacked_table
+        print("\n".join(table(json.loads(open(args.files[0]).read()))))
         return 0
     runs = [Results.load(f) for f in args.files]
     last = min(len(run.rounds) for run in runs) - 1

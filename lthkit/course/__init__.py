@@ -20,11 +20,16 @@ from pathlib import Path
 
 import torch
 
-from lthkit.results import print_arm
+from lthkit.results import Results, print_arm
 
 BUDGET_NAMES = ("test", "classroom", "paper")
 
-# Per notebook and budget: the knobs the parameters cell may override.
+PAPER_SEEDS = (0, 1, 2, 3, 4)
+"""The runs a paper-budget notebook makes of its IMP, as seeds after the notebook's ``seed``: Frankle &
+Carbin average five trials. They train together (``lthkit.imp.run_imp_seeds``), stacked on a GPU."""
+
+# Per notebook and budget: the knobs the parameters cell may override (tuples are fixed by the budget;
+# seeds: the seeds of a notebook's IMP runs, counted from its seed parameter).
 BUDGETS: dict[str, dict[str, dict]] = {
     "00": {
         "test": {"iterations": 50, "cifar_iterations": 2},
@@ -42,14 +47,14 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": 50000, "eval_every": 100},
     },
     "03": {
-        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50},
-        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100},
-        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50, "seeds": (0,)},
+        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100, "seeds": (0,)},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100, "seeds": PAPER_SEEDS},
     },
     "04": {
-        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50},
-        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100},
-        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100},
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50, "seeds": (0,)},
+        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100, "seeds": (0,)},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100, "seeds": PAPER_SEEDS},
     },
     # Pruning at initialisation against IMP, LeNet-300-100 on MNIST: every method at the sparsities IMP
     # reaches, round by round (rates per round fixed by the notebook, 40% of the fully-connected weights).
@@ -234,12 +239,37 @@ def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None
     """IMP as the notebooks run it: checkpointed round by round in ``run_folder`` (run the cell
     again after an interruption and it resumes), one printed line per trained network.
     ``dense_from`` names another run of the notebook whose dense round 0 this one shares;
-    ``rules`` are the learner's own functions (``lthkit.imp.Rules``)."""
-    from lthkit.imp import run_imp
+    ``rules`` are the learner's own functions (``lthkit.imp.Rules``).
 
-    return run_imp(config, run_folder(settings, name, rules), data=data, resume=True, progress=False,
-                   on_arm=print_arm, dense_from=run_folder(settings, dense_from) if dense_from else None,
-                   rules=rules)
+    A budget with several ``seeds`` (the paper's: ``PAPER_SEEDS``) runs IMP once per seed, all
+    seeds' networks of a round trained together (``run_imp_seeds``, stacked on a GPU), each seed
+    in a folder of its own under ``run_folder``; the notebook's own seed's results are returned,
+    and ``seed_runs`` gives all of them."""
+    from lthkit.imp import run_imp, run_imp_seeds
+
+    folder = run_folder(settings, name, rules)
+    dense = run_folder(settings, dense_from) if dense_from else None
+    seeds = _seeds(settings)
+    if len(seeds) == 1:
+        return run_imp(config, folder, data=data, resume=True, progress=False, on_arm=print_arm, dense_from=dense,
+                       rules=rules)
+    return run_imp_seeds(config, seeds, folder, data=data, resume=True, progress=False, dense_from=dense,
+                         rules=rules, on_arm=lambda seed, *arm: print_arm(*arm, seed=seed))[0]
+
+
+def _seeds(settings: dict) -> list[int]:
+    return [settings["seed"] + k for k in settings.get("seeds", (0,))]
+
+
+def seed_runs(settings: dict, name: str, rules=None) -> list:
+    """The results of every seed of ``notebook_imp``'s run ``name`` when the budget runs several
+    (the paper's), else an empty list: a notebook plots them where it otherwise plots the
+    committed reference runs."""
+    seeds = _seeds(settings)
+    if len(seeds) == 1:
+        return []
+    folder = run_folder(settings, name, rules)
+    return [Results.load(folder / f"seed{s}" / "results.json") for s in seeds]
 
 
 def ticket_trainer(config, data):
@@ -262,8 +292,6 @@ REFERENCE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reference"
 def reference_runs(name: str = "mnist-lenet300", folder: str | os.PathLike | None = None) -> list:
     """The committed reference runs of ``name`` (one ``Results`` per seed, from the files
     ``name-seedN.json``) that notebooks draw beside a learner's run."""
-    from lthkit.results import Results
-
     paths = sorted(Path(folder or REFERENCE_DIR).glob(f"{name}-seed*.json"))
     if not paths:
         raise FileNotFoundError(

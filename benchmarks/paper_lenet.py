@@ -1,0 +1,96 @@
+"""Frankle & Carbin's LeNet-300-100 experiment at the paper's scale, timed end to end.
+
+    python benchmarks/paper_lenet.py --device cuda       # the paper's run: goal under 10 minutes on one H100
+    python benchmarks/paper_lenet.py --device cpu --quick   # a smoke run: 2 rounds of 300 iterations
+
+IMP on MNIST with the paper's settings (Adam 1.2e-3, batch 60, 50,000 iterations per training,
+20% of the hidden layers' weights and 10% of the output layer's pruned per round, rewinding to
+initialisation), 15 rounds, the ticket and both controls (reinit, random), for seeds 0-4: the
+data of the paper's Figures 1 and 4 (five trials). The five runs go through their rounds in
+step, all fifteen networks of a round trained together (``lthkit.imp.run_imp_seeds``; on CUDA
+stacked into one step captured as a CUDA graph). The runs are checkpointed in ``--runs`` and
+resume when started again (the time then counts only this start's share).
+
+Prints, per round, the mean over seeds of each arm's test accuracy at early stop and its
+early-stop iteration, beside the committed CPU reference runs (notebooks/reference,
+mnist-lenet300: 3 seeds of 5 epochs per round), and writes ``benchmarks/paper-lenet-<device>.json``
+with the wall time, the device and every number printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from lthkit.config import make_config
+from lthkit.course import reference_runs
+from lthkit.imp import run_imp_seeds
+from lthkit.results import Results, print_arm
+
+ARMS = ("ticket", "reinit", "random")
+
+
+def summary(runs: list[Results]) -> list[dict]:
+    """Per round: weights remaining, and per arm the mean (and spread) over seeds."""
+    rows = []
+    for r in range(min(len(run.rounds) for run in runs)):
+        row = {"round": r, "weights_remaining": runs[0].rounds[r].weights_remaining}
+        for arm in ARMS:
+            found = [run.rounds[r].arms[arm] for run in runs if arm in run.rounds[r].arms]
+            if found:
+                accuracies = [a.early_stop_test_accuracy for a in found]
+                row[arm] = {"accuracy": statistics.mean(accuracies), "min": min(accuracies), "max": max(accuracies),
+                            "iteration": statistics.mean(a.early_stop_iteration for a in found), "seeds": len(found)}
+        rows.append(row)
+    return rows
+
+
+def cell(row: dict, arm: str) -> str:
+    got = row.get(arm)
+    return f"{got['accuracy']:7.2%} {got['iteration']:7.0f}" if got else f"{'-':>7s} {'-':>7s}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto", help="auto, cuda, cpu or mps (default: auto)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5, the paper's trials)")
+    parser.add_argument("--runs", type=Path, default=Path("build/paper-lenet"), help="the runs' folders (resumable)")
+    parser.add_argument("--out", type=Path, help="JSON to write (default: benchmarks/paper-lenet-<device>.json)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 300 iterations on 3,000 images")
+    args = parser.parse_args()
+    quick = dict(rounds=2, iterations=300, subset=3000, eval_every=100) if args.quick else {}
+    config = make_config(**{"model": "lenet300", "rounds": 15, "device": args.device, **quick})
+    device = torch.device(config.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    start = time.perf_counter()
+    runs = run_imp_seeds(config, list(range(args.seeds)), args.runs / config.device, resume=True, progress=False,
+                         on_arm=lambda seed, *arm: print_arm(*arm, seed=seed) if arm[1] == "ticket" else None)
+    seconds = time.perf_counter() - start
+    timings = json.loads((args.runs / config.device / "seed0" / "timings.json").read_text())
+    ours, theirs = summary(runs), summary(reference_runs("mnist-lenet300"))
+    print(f"\nLeNet-300-100 IMP, {config.rounds} rounds x {config.training.iterations} iterations, "
+          f"{', '.join(ARMS)}, {args.seeds} seeds: {seconds / 60:.1f} minutes on {name}")
+    print("training: " + timings["training"].get("round_01", timings["training"]["round_00"]))
+    print("mean over seeds: test accuracy at early stop and early-stop iteration; reference: the committed CPU "
+          "runs (3 seeds, 5 epochs per round)")
+    print(f"{'round':>5s} {'weights':>8s}  " + "  ".join(f"{arm + ' acc':>7s} {'it':>7s}" for arm in ARMS)
+          + f"   {'reference ticket':>16s}")
+    for row in ours:
+        ref = next((t for t in theirs if t["round"] == row["round"]), {})
+        print(f"{row['round']:5d} {row['weights_remaining']:8.2%}  " + "  ".join(cell(row, arm) for arm in ARMS)
+              + f"   {cell(ref, 'ticket')}")
+    out = args.out or Path(__file__).parent / f"paper-lenet-{device.type}.json"
+    if not args.quick or args.out:
+        out.write_text(json.dumps({"device": name, "torch": torch.__version__, "seconds": round(seconds, 1),
+                                   "seeds": args.seeds, "config": config.to_dict(), "training": timings["training"],
+                                   "rounds": ours, "reference": theirs}, indent=1) + "\n")
+        print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
