@@ -75,7 +75,7 @@ def main() -> None:
     ours, theirs = summary(runs), summary(reference_runs("mnist-lenet300"))
     print(f"\nLeNet-300-100 IMP, {config.rounds} rounds x {config.training.iterations} iterations, "
           f"{', '.join(ARMS)}, {args.seeds} seeds: {seconds / 60:.1f} minutes on {name}")
-    print("training: " + timings["training"].get("round_01", timings["training"]["round_00"]))
+    print("round 1: " + timings["training"].get("round_01", timings["training"]["round_00"]))
     print("mean over seeds: test accuracy at early stop and early-stop iteration; reference: the committed CPU "
           "runs (3 seeds, 5 epochs per round)")
     print(f"{'round':>5s} {'weights':>8s}  " + "  ".join(f"{arm + ' acc':>7s} {'it':>7s}" for arm in ARMS)

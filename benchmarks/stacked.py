@@ -39,7 +39,7 @@ def networks(model: str, shape, n: int):
     return models, masks
 
 
-def rate(nets, orders, steps: int, device: torch.device, stacked: bool) -> float:
+def rate(nets, orders, steps: int, device: torch.device) -> float:
     """Network-steps per second of ``nets``: best of three timings of ``steps`` steps, after a warm-up."""
     def run(first: int, count: int) -> float:
         if device.type == "cuda":
@@ -47,7 +47,7 @@ def rate(nets, orders, steps: int, device: torch.device, stacked: bool) -> float
         start = time.perf_counter()
         for it in range(first, first + count):
             batches = {s: order(it) for s, order in orders.items()}
-            nets.step(batches) if stacked else nets.step(batches, None, it)
+            nets.step(batches, None, it)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -89,7 +89,7 @@ def main() -> None:
                 nets = StackedNetworks(models, masks, splits.train.x, splits.train.y, list(range(n)),
                                        lambda p, capturable: make_optimizer(p, config, capturable=capturable),
                                        graph=device.type == "cuda")
-            row[engine] = rate(nets, orders, steps, device, engine == "stacked")
+            row[engine] = rate(nets, orders, steps, device)
             print(f"  {model} x{n} {engine}: {row[engine]:.0f} network-steps/s", flush=True)
         rows[f"{model} x{n}"] = row
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(instead of --seed)")
     imp.add_argument("--dense-from", type=Path,
                      help="folder of an earlier run whose dense round 0 was trained with the same settings: take it "
-                          "from there instead of training it again (bit for bit the same)")
+                          "from there instead of training it again (bit for bit the same); with --seeds, the --out "
+                          "of an earlier run with --seeds (its seedN folders)")
 
     train = sub.add_parser("train", help="train one dense network",
                            description="Train one dense network exactly as IMP's round 0 does (the same as "

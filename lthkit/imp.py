@@ -19,14 +19,19 @@ start at round 1.
 ``lr-rewind`` (keep the trained weights, replay the schedule from k) and ``finetune`` (keep
 the trained weights, train as many iterations at the final learning rate).
 
-The arms of a round train side by side on the same batches (``train_together``), each bit
-for bit as it would alone; each arm's time in ``timings.json`` is its share of the round.
+The arms of a round train side by side on the same batches (``train_together``), and with
+``run_imp_seeds`` the arms of several seeds' runs too, each on its seed's batches: in the plain
+loop each bit for bit as it would alone, stacked into one computation (on a GPU) to float
+rounding. Each arm's time in ``timings.json`` is its share of the round, and ``training`` there
+says how the round trained.
 
 When a folder is given, each arm's result is written to ``results.json`` as soon as it is
 known, and each round's mask and trained weights to ``round_NN.pt``; the round in training is
 checkpointed every few minutes (``checkpoint_every_s``). A killed run started again with
 ``resume=True`` skips what is done, picks the round it was in up at its last checkpoint, and
-ends with the very results an uninterrupted run gives: every random stream is seeded from
+ends with the very results an uninterrupted run gives (stacked runs of several seeds: unless
+the kill fell between two seeds' records of a round, when the rest of that round trains in a
+smaller stack, equal to rounding): every random stream is seeded from
 ``(seed, round, arm)`` or ``(seed, iteration)``. ``lthkit.run_folder.RunFolder`` owns the files:
 each is written atomically, and a run holds the folder's lock, so a second run on it stops.
 """
@@ -319,9 +324,8 @@ def run_imp(
     picks what is faster on the device, and the run says which.
     """
     folder = RunFolder(out_dir) if out_dir is not None else None
-    return _run_seeds([config], [folder], [dense_from], data=data, resume=resume, overwrite=overwrite,
-                      progress=progress, on_arm=on_arm and (lambda _seed, *args: on_arm(*args)), rules=rules,
-                      checkpoint_every_s=checkpoint_every_s, engine=engine)[0]
+    return _run_seeds([config], [folder], [dense_from], [on_arm], data=data, resume=resume, overwrite=overwrite,
+                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)[0]
 
 
 def run_imp_seeds(
@@ -355,12 +359,13 @@ def run_imp_seeds(
     configs = [ExperimentConfig.from_dict({**config.to_dict(), "seed": s}) for s in seeds]
     folders = [RunFolder(Path(out_dir) / f"seed{s}") if out_dir is not None else None for s in seeds]
     dense = [Path(dense_from) / f"seed{s}" if dense_from is not None else None for s in seeds]
-    return _run_seeds(configs, folders, dense, data=data, resume=resume, overwrite=overwrite, progress=progress,
-                      on_arm=on_arm, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)
+    on_arms = [on_arm and functools.partial(on_arm, s) for s in seeds]
+    return _run_seeds(configs, folders, dense, on_arms, data=data, resume=resume, overwrite=overwrite,
+                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)
 
 
-def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None], dense_from: list, *,
-               data: Splits | None, resume: bool, overwrite: bool, progress: bool, on_arm, rules: Rules | None,
+def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None], dense_from: list, on_arms: list, *,
+               data: Splits | None, resume: bool, overwrite: bool, progress: bool, rules: Rules | None,
                checkpoint_every_s: float, engine: str) -> list[Results]:
     rules = rules or Rules()
     with contextlib.ExitStack() as held:
@@ -368,15 +373,14 @@ def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None],
             if folder:
                 held.enter_context(folder.locked())
         runs = []
-        for config, folder in zip(configs, folders):
+        for config, folder, on_arm in zip(configs, folders, on_arms):
             results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
                 Results(config.to_dict())
             _check_rules(rules, folder, results)
             data = _data_of(config, data)
             _check_eval_sets(data, folder, results)
-            said = on_arm and functools.partial(on_arm, config.seed)
-            runs.append(_Run(config, folder, data, results, rules, said, progress, checkpoint_every_s))
-        _run_rounds(runs, dense_from, engine, say=print if on_arm else None)
+            runs.append(_Run(config, folder, data, results, rules, on_arm, progress, checkpoint_every_s))
+        _run_rounds(runs, dense_from, engine, say=print if any(on_arms) else None)
         for folder in folders:
             if folder:
                 folder.remove_checkpoint()  # a checkpoint of a round since finished, if the run was killed in between
@@ -385,33 +389,32 @@ def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None],
 
 def _run_rounds(runs: list["_Run"], dense_from: list[Path | None], engine: str, say) -> None:
     """The rounds of several runs of one configuration but their seeds, in step: each round's
-    masks, then all their arms trained together."""
-    state = {id(run): (Mask.ones_like(run.fresh()), None) for run in runs}
-    dense_of = {id(run): dense for run, dense in zip(runs, dense_from)}
-    active, said = list(runs), set()
+    masks, then all their arms trained together. ``say`` tells once how they train."""
+    for run, dense in zip(runs, dense_from):
+        run.dense_from = dense
+    active, told = list(runs), set()
     for r in range(runs[0].config.rounds + 1):
         jobs = []
         for run in active:
-            config, (mask, trained), dense = run.config, state[id(run)], dense_of[id(run)]
+            config = run.config
             if r > 0:
-                mask = next_mask(config, trained, mask, run.rules.prune_layer) if config.method == "imp" else \
-                    run.mask_at_init(r)
-            if r == 0 and dense is not None and not run.saved(0):
-                state[id(run)] = mask, run.take_dense_round(dense, mask)
+                run.mask = next_mask(config, run.trained, run.mask, run.rules.prune_layer) \
+                    if config.method == "imp" else run.mask_at_init(r)
+            if r == 0 and run.dense_from is not None and not run.saved(0):
+                run.trained = run.take_dense_round(run.dense_from, run.mask)
                 continue
-            trained, arms = run.ticket_of_round(r, mask, trained)
-            state[id(run)] = mask, trained
-            arms.update(run.controls_to_train(r, mask))
+            run.trained, arms = run.ticket_of_round(r, run.mask, run.trained)
+            arms.update(run.controls_to_train(r, run.mask))
             jobs.append((run, arms))
-        _train_round(r, jobs, engine, say, said)
+        _train_round(r, jobs, engine, say, told)
         # IMP prunes a collapsed ticket further: every later round of that run would be collapsed too
         active = [run for run in active if not (run.config.method == "imp" and run.collapsed(r))]
 
 
-def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, said: set) -> None:
+def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, told: set) -> None:
     """Train the arms of round ``r`` of every run side by side (from the killed runs' checkpoints,
     when every run holds one of this round at the same point), checkpointing each run's share as
-    they go; save each ticket and rewind point; record each arm."""
+    they go; save each ticket and rewind point; record each arm. Each arm's time is its share."""
     jobs = [(run, run.drop_collapsed(r, arms)) for run, arms in jobs]
     jobs = [(run, arms) for run, arms in jobs if arms]
     if not jobs:
@@ -419,10 +422,10 @@ def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, said
     first = jobs[0][0]
     names = [list(arms) for _, arms in jobs]
     saved = [run.checkpointed for run, _ in jobs]
-    before, resume_from = 0.0, None
+    share_before, resume_from = 0.0, None
     if all(c is not None and c["round"] == r and c["arms"] == n for c, n in zip(saved, names)):
         try:
-            resume_from, before = join_states([c["training"] for c in saved]), saved[0]["seconds"]
+            resume_from, share_before = join_states([c["training"] for c in saved]), saved[0]["seconds_each"]
         except ValueError:
             pass
     for run, _ in jobs:
@@ -434,16 +437,18 @@ def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, said
         at += len(n)
     data, training, k = first.data, first.training(r), first.config.rewind_iteration
     chosen = choose_engine(engine, models, data.device, training.augment)
-    if say and chosen.describe(len(models)) not in said:
-        said.add(chosen.describe(len(models)))
-        say(f"round {r:2d}: {chosen.describe(len(models))}", flush=True)
+    if say and chosen not in told:
+        told.add(chosen)
+        say(f"round {r:2d}: {chosen.describe()}", flush=True)
     start = time.perf_counter()
     folders = [run.folder for run, _ in jobs]
 
+    def share() -> float:
+        return share_before + (time.perf_counter() - start) / len(models)
+
     def checkpoint(state: dict) -> None:
-        seconds = before + time.perf_counter() - start
         for (run, _), part, n in zip(jobs, split_state(state, groups), names):
-            run.folder.save_checkpoint({"made_with": run.made_with, "round": r, "arms": n, "seconds": seconds,
+            run.folder.save_checkpoint({"made_with": run.made_with, "round": r, "arms": n, "seconds_each": share(),
                                         "training": part})
 
     desc = f"round {r} " + "+".join(names[0]) + (f" x {len(jobs)} seeds" if len(jobs) > 1 else "")
@@ -452,9 +457,9 @@ def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, said
                              start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
                              progress=first.progress, desc=desc, checkpoint=checkpoint if all(folders) else None,
                              checkpoint_every_s=first.checkpoint_every_s, resume=resume_from)
-    seconds = (before + time.perf_counter() - start) / len(models)
+    seconds = share()
     for (run, arms), group in zip(jobs, groups):
-        run.timings.setdefault("training", {})[f"round_{r:02d}"] = chosen.describe(len(models))
+        run.timings.setdefault("training", {})[f"round_{r:02d}"] = f"{len(models)} networks: {chosen.describe()}"
         run.finish_round(r, arms, [trained[i] for i in group], seconds)
 
 
@@ -487,6 +492,8 @@ class _Run:
         self.checkpointed = folder.load_checkpoint() if folder else None
         if self.checkpointed is not None and self.checkpointed.get("made_with") != self.made_with:
             self.checkpointed = None
+        self.mask, self.trained = Mask.ones_like(self.fresh()), None  # the last round's mask and trained ticket
+        self.dense_from: Path | None = None  # a folder whose round 0 this run takes instead of training it
 
     def fresh(self) -> torch.nn.Module:
         return build_model(self.config.model, self.data.info.input_shape, self.data.info.num_classes,

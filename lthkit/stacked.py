@@ -53,12 +53,11 @@ class Engine:
     graph: bool
     why: str
 
-    def describe(self, networks: int) -> str:
+    def describe(self) -> str:
         if self.name == "loop":
-            how = "in the plain loop" if networks == 1 else f"{networks} networks one after another in each step"
-            return f"training {how} ({self.why})"
+            return f"training in the plain loop, one network after another in each step ({self.why})"
         graph = ", captured as a CUDA graph" if self.graph else ""
-        return f"training {networks} network{'s' * (networks != 1)} stacked in one step{graph} ({self.why})"
+        return f"training the networks of each step stacked into one computation{graph} ({self.why})"
 
 
 def why_not_stacked(models: list[nn.Module], augment: bool) -> str | None:
@@ -131,9 +130,7 @@ class StackedNetworks:
         self.device = x.device
         for model in models:
             model.to(self.device)
-        params, buffers = stack_module_state(models)
-        self.params = {n: p.detach().clone().requires_grad_(p.requires_grad) for n, p in params.items()}
-        self.buffers = buffers
+        self.params, self.buffers = stack_module_state(models)  # new tensors; the buffers are none (why_not_stacked)
         self.names = [n for n, _ in models[0].named_parameters()]
         self.base = copy.deepcopy(models[0]).to("meta")
         masked = sorted({n for m in masks if m is not None for n in m})
@@ -144,16 +141,19 @@ class StackedNetworks:
                 self.params[n].mul_(m)
         self.trainable = [p for p in self.params.values() if p.requires_grad]
         self.graph = graph
-        self.lr = torch.zeros((), device=self.device) if graph else None
-        self.optimizer = make_optimizer(self.trainable, capturable=graph)
-        if graph:
+        # On CUDA the optimiser is the graph-safe one (its step count on the GPU, the learning rate a tensor the
+        # step reads), captured or not, so that eager and captured training run the same arithmetic.
+        capturable = self.device.type == "cuda"
+        self.optimizer = make_optimizer(self.trainable, capturable=capturable)
+        self.lr = torch.full((), self.optimizer.param_groups[0]["lr"], device=self.device) if capturable else None
+        if capturable:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.lr.fill_(group["lr"])
+                group["lr"] = self.lr
         self.loss = torch.vmap(self._loss)
         self.logits = torch.vmap(self._logits, in_dims=(0, 0, None))
         per_image = activation_size(models[0], x[:1])
         self.eval_chunk = max(1, EVAL_ELEMENTS.get(self.device.type, EVAL_ELEMENTS["cpu"]) // (len(models) * per_image))
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.graphs: dict[torch.Size, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.models)
@@ -177,16 +177,16 @@ class StackedNetworks:
                 self.params[n].mul_(m)
         return losses.detach()
 
-    def step(self, batches: dict[int, torch.Tensor], lr: float | None = None) -> torch.Tensor:
+    def step(self, batches: dict[int, torch.Tensor], lr: float | None = None, iteration: int = 0) -> torch.Tensor:
         """Train every network one step on its seed's batch (``lr``: this step's learning rate,
-        None to keep the optimiser's); the N training losses."""
+        None to keep the optimiser's; ``iteration`` is the loop's, unused: no augmentation); the N
+        training losses, valid until the next step (on CUDA a graph's output, overwritten by it)."""
         idx = torch.stack([batches[s] for s in self.seeds])
-        if lr is not None:
+        if lr is not None and self.lr is not None:
+            self.lr.fill_(lr)
+        elif lr is not None:
             for group in self.optimizer.param_groups:
-                if self.lr is not None:
-                    group["lr"].fill_(lr)
-                else:
-                    group["lr"] = lr
+                group["lr"] = lr
         if self.graph and idx.shape not in self.graphs:
             try:
                 self.graphs[idx.shape] = self._capture(idx)
@@ -206,8 +206,9 @@ class StackedNetworks:
 
     def _capture(self, idx: torch.Tensor):
         """The step captured as a CUDA graph for batches shaped like ``idx`` (PyTorch's
-        whole-network capture: warm-up steps on a side stream, then capture). The warm-up
-        steps' effects are undone, so capturing changes nothing the networks compute."""
+        whole-network capture: warm-up steps on a side stream, then capture), in a memory pool
+        of its own (an epoch's last, smaller batch gets a second graph). The warm-up steps'
+        effects are undone, so capturing changes nothing the networks compute."""
         saved = self._saved_state()
         try:
             static_idx = idx.clone()
@@ -221,8 +222,7 @@ class StackedNetworks:
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             self.optimizer.zero_grad(set_to_none=True)
-            pool = next(iter(self.graphs.values()))[0].pool() if self.graphs else None
-            with torch.cuda.graph(graph, pool=pool):
+            with torch.cuda.graph(graph):
                 losses = self._train_step(static_idx)
         finally:
             self._restore_state(saved)
@@ -245,7 +245,10 @@ class StackedNetworks:
         for p in self.trainable:
             before = state[id(p)]
             for k, t in self.optimizer.state[p].items():
-                t.copy_(before[k]) if k in before else t.zero_()
+                if k in before:
+                    t.copy_(before[k])
+                else:
+                    t.zero_()
 
     @torch.no_grad()
     def measure(self, split, batch_size: int = 5000) -> tuple[list[float], list[float]]:
@@ -264,9 +267,7 @@ class StackedNetworks:
     def weights(self, i: int) -> dict[str, torch.Tensor]:
         """Network ``i``'s state dict (copies)."""
         with torch.no_grad():
-            state = {n: self.params[n][i].detach().clone() for n in self.names}
-            state.update({n: b[i].clone() for n, b in self.buffers.items()})
-        return state
+            return {n: self.params[n][i].detach().clone() for n in self.names}
 
     def network_state(self, i: int) -> dict:
         """Network ``i``'s weights and optimiser state, by parameter name."""
@@ -291,10 +292,13 @@ class StackedNetworks:
             mine = self.optimizer.state[p]
             for k, v in saved.items():
                 v = v.to(p.device)
-                if v.dim() == 0:
-                    mine[k] = v.clone()
-                else:
+                if v.dim() > 0:
                     mine.setdefault(k, torch.zeros_like(p))[i].copy_(v)
+                elif k in mine and not torch.equal(mine[k], v):
+                    raise ValueError(f"the networks to resume stand at different optimiser steps ({k} of {n}): "
+                                     f"resume networks checkpointed together")
+                else:
+                    mine[k] = v.clone()
 
     @torch.no_grad()
     def write_back(self) -> None:

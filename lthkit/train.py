@@ -249,11 +249,14 @@ class LoopNetworks:
 
     @torch.no_grad()
     def load_network_state(self, i: int, saved: dict) -> None:
-        model = self.models[i]
+        """Take back what ``network_state(i)`` handed out: as ``Optimizer.load_state_dict`` places
+        state, moments beside their weights, the step count there too only for a fused optimiser."""
+        model, fused = self.models[i], self.optimizer.defaults.get("fused")
         model.load_state_dict(saved["model"])
         for n, p in model.named_parameters():
             if n in saved["optimizer"]:
-                self.optimizer.state[p] = {k: v.to(p.device).clone() for k, v in saved["optimizer"][n].items()}
+                self.optimizer.state[p] = {k: (v.to(p.device) if k != "step" or fused else v).clone()
+                                           for k, v in saved["optimizer"][n].items()}
 
     def write_back(self) -> None:
         """The networks were trained in place."""
@@ -428,10 +431,7 @@ def train_together(
     for it in range(first, config.iterations):
         batches = {s: order(it) for s, order in orders.items()}
         lr = config.lr_at(it) if scheduled else None
-        if engine.name == "stacked":
-            running += nets.step(batches, lr)
-        else:
-            running += nets.step(batches, lr, it)
+        running += nets.step(batches, lr, it)
         steps_since += 1
         if it == start_iteration:
             record(start_iteration, running.tolist(), pending)

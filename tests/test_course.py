@@ -297,7 +297,8 @@ def test_the_paper_budget_runs_five_seeds_together_and_the_notebook_plots_them(t
 
     alone = run_imp(config.from_dict({**config.to_dict(), "seed": 4}), tmp_path / "alone", data=data, progress=False)
     assert both[1].to_dict() == alone.to_dict()  # the loop on the CPU: each seed bit for bit as run alone
-    assert sorted(p.name for p in (tmp_path / "imp-test-seed3").iterdir()) == ["seed3", "seed4"]
+    assert sorted(p.name for p in (tmp_path / "imp-test-seeds3-4").iterdir()) == ["seed3", "seed4"]
+    assert course.run_folder(s, "imp") == tmp_path / "imp-test-seeds3-4" / "seed3"  # the notebook's own run
 
 
 REFERENCES = {"mnist-lenet300": [0, 1, 2], "cifar10-conv2": [0, 1, 2], "cifar10-resnet20-k30": [1, 2],

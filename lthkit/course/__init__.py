@@ -220,19 +220,28 @@ def notebook_data(settings: dict, config):
     return data.with_eval_size(config.eval_images)
 
 
-def run_folder(settings: dict, name: str, rules=None) -> Path:
-    """Where a notebook keeps the IMP run ``name``: one folder per run, budget and seed, so that
-    runs at another budget or seed never resume each other. A run with the learner's own
+def runs_folder(settings: dict, name: str, rules=None) -> Path:
+    """Where a notebook keeps the IMP run ``name``: one folder per run, budget and seed (or seeds),
+    so that runs at another budget or seed never resume each other. A run with the learner's own
     functions (``rules``, ``lthkit.imp.Rules``) gets a folder per version of those functions, so
     an edited function starts afresh instead of resuming rounds its earlier version made."""
     import hashlib
 
-    folder = Path(settings["output_dir"]) / f"{name}-{settings['budget']}-seed{settings['seed']}"
+    seeds = _seeds(settings)
+    which = f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
+    folder = Path(settings["output_dir"]) / f"{name}-{settings['budget']}-{which}"
     described = rules.describe() if rules is not None else {}
     if described:
         digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:8]
         folder = folder.with_name(f"{folder.name}-yours-{digest}")
     return folder
+
+
+def run_folder(settings: dict, name: str, rules=None) -> Path:
+    """The run folder of the notebook's own seed: ``runs_folder`` itself, or, where the budget runs
+    several seeds (the paper's), its ``seedN`` folder inside (``lthkit.imp.run_imp_seeds``'s layout)."""
+    folder = runs_folder(settings, name, rules)
+    return folder if len(_seeds(settings)) == 1 else folder / f"seed{settings['seed']}"
 
 
 def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None = None, rules=None):
@@ -243,12 +252,12 @@ def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None
 
     A budget with several ``seeds`` (the paper's: ``PAPER_SEEDS``) runs IMP once per seed, all
     seeds' networks of a round trained together (``run_imp_seeds``, stacked on a GPU), each seed
-    in a folder of its own under ``run_folder``; the notebook's own seed's results are returned,
+    in a folder of its own under ``runs_folder``; the notebook's own seed's results are returned,
     and ``seed_runs`` gives all of them."""
     from lthkit.imp import run_imp, run_imp_seeds
 
-    folder = run_folder(settings, name, rules)
-    dense = run_folder(settings, dense_from) if dense_from else None
+    folder = runs_folder(settings, name, rules)
+    dense = runs_folder(settings, dense_from) if dense_from else None
     seeds = _seeds(settings)
     if len(seeds) == 1:
         return run_imp(config, folder, data=data, resume=True, progress=False, on_arm=print_arm, dense_from=dense,
@@ -268,7 +277,7 @@ def seed_runs(settings: dict, name: str, rules=None) -> list:
     seeds = _seeds(settings)
     if len(seeds) == 1:
         return []
-    folder = run_folder(settings, name, rules)
+    folder = runs_folder(settings, name, rules)
     return [Results.load(folder / f"seed{s}" / "results.json") for s in seeds]
 
 
@@ -384,11 +393,12 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     rounds = knobs.get("rounds", 0)
     if notebook == "10":  # LeNet-300-100's share: its ticket's rounds and the channel-pruned networks
         rounds = knobs["ticket_rounds"][knobs["models"].index("lenet300")] + len(knobs["channel_keeps"])
-    alone = {"00": 1, "01": 1, "02": 2, "03": rounds + 1, "04": 1 + 4, "07": 1 + rounds, "08": 1,
+    seeds = len(knobs.get("seeds", (0,)))  # 03 and 04 at the paper's budget: five IMP runs
+    alone = {"00": 1, "01": 1, "02": 2, "03": (rounds + 1) * seeds, "04": seeds + 4, "07": 1 + rounds, "08": 1,
              "09": 1 + rounds, "10": 1 + rounds}[notebook]
     # 07 trains 10 arms a round beside one another in runs of 2 or 4 (IMP and each score at initialisation
     # with their checks), counted here in units of three arms side by side; 08's IMP rounds train three arms
-    together = {"04": rounds, "07": 10 * rounds // 3, "08": rounds, "09": rounds}.get(notebook, 0)
+    together = {"04": rounds * seeds, "07": 10 * rounds // 3, "08": rounds, "09": rounds}.get(notebook, 0)
     # 08 trains two sampled supermasks, and an edge-popup one per density and one over the initial weights
     masks = 3 + len(knobs["densities"]) if notebook == "08" else 0
     mask_its = knobs.get("mask_iterations", 0)
