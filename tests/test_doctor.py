@@ -127,6 +127,7 @@ def test_a_real_burst_measures_this_machine_and_predicts_every_notebook(tmp_path
 
 def test_too_short_a_burst_predicts_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "measure_speed", lambda data, iterations: {**FAKE_SPEED, "per_iteration": 0.0})
+    monkeypatch.setattr(course, "measure_cifar_speed", lambda device, iterations: FAKE_CIFAR_SPEED)
     healthy, lines = diagnose(tmp_path / "empty", tmp_path / "out", iterations=1)
     assert any("1 iterations were too few" in line for line in lines)
     assert not any(line.startswith("  notebook") for line in lines)
