@@ -59,7 +59,7 @@ from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
 from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
-from lthkit.stacked import choose_engine
+from lthkit.stacked import ENGINES, choose_engine
 from lthkit.train import TrainConfig, join_states, split_state, train_together
 
 CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much training
@@ -367,6 +367,8 @@ def run_imp_seeds(
 def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None], dense_from: list, on_arms: list, *,
                data: Splits | None, resume: bool, overwrite: bool, progress: bool, rules: Rules | None,
                checkpoint_every_s: float, engine: str) -> list[Results]:
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     rules = rules or Rules()
     with contextlib.ExitStack() as held:
         for folder in folders:

@@ -250,10 +250,13 @@ def test_a_killed_run_of_several_seeds_resumes_each_seed_from_its_own_checkpoint
     assert alone.to_dict() == whole[1].to_dict()  # each seed's folder is a whole run of its own
 
 
-def test_seeds_are_checked(mnist_small, tmp_path):
+def test_seeds_and_engines_are_checked_before_any_work(mnist_small, tmp_path):
     for bad in ([], [0, 0], [-1], [True]):
         with pytest.raises(ConfigError, match="seeds must be different whole numbers"):
             run_imp_seeds(imp_config(), bad, tmp_path, data=mnist_small, progress=False)
+    with pytest.raises(ConfigError, match="engine must be one of auto, stacked, loop, got 'fast'"):
+        run_imp(imp_config(), tmp_path / "run", data=mnist_small, progress=False, engine="fast")
+    assert not (tmp_path / "run").exists()
 
 
 def test_stacked_evaluation_is_each_networks_own(mnist_small):
