@@ -273,6 +273,29 @@ def test_stacked_evaluation_is_each_networks_own(mnist_small):
         assert (loss, accuracy) == pytest.approx(evaluate(alone, mnist_small.val), rel=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_the_warm_up_before_a_graph_capture_is_undone_exactly(mnist_small, optimizer):
+    """Capturing warms up with real steps; undone in place, they change nothing that follows (checked
+    here on the CPU, where the same steps run without a graph): Adam's moments and step count, and
+    SGD's momentum, back to what a first step starts from."""
+    config = TrainConfig(iterations=10, optimizer=optimizer, lr=0.01)
+
+    def stack():
+        return StackedNetworks(lenets(2), masks_of(lenets(2)), mnist_small.train.x, mnist_small.train.y, [0, 1],
+                               lambda p, capturable: make_optimizer(p, config, capturable=capturable), graph=False)
+
+    batches = [{0: torch.arange(i, 600, 10)[:60], 1: torch.arange(i + 1, 600, 10)[:60]} for i in range(5)]
+    warmed, fresh = stack(), stack()
+    saved = warmed._saved_state()
+    for _ in range(3):
+        warmed.optimizer.zero_grad(set_to_none=True)
+        warmed._train_step(torch.stack([batches[0][0], batches[0][1]]))
+    warmed._restore_state(saved)
+    for step in batches:
+        assert torch.equal(warmed.step(step), fresh.step(step))
+    assert all(torch.equal(warmed.params[n], fresh.params[n]) for n in warmed.names)
+
+
 @CUDA
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # a capture that failed and fell back to eager training
 def test_cuda_graph_replays_the_eager_stacked_step_bit_for_bit(mnist_small):
