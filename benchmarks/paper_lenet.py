@@ -12,7 +12,7 @@ stacked into one step captured as a CUDA graph). The runs are checkpointed in ``
 resume when started again (the time then counts only this start's share).
 
 Prints, per round, the mean over seeds of each arm's test accuracy at early stop and its
-early-stop iteration, beside the committed CPU reference runs (notebooks/reference,
+early-stop iteration (``lthkit.sweep_results.summarize``: with 95% intervals in the JSON), beside the committed CPU reference runs (notebooks/reference,
 mnist-lenet300: 3 seeds of 5 epochs per round), and writes ``benchmarks/paper-lenet-<device>.json``
 with the wall time, the device and every number printed.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -31,28 +30,20 @@ from lthkit.config import make_config
 from lthkit.course import reference_runs
 from lthkit.imp import run_imp_seeds
 from lthkit.results import Results, print_arm
+from lthkit.sweep_results import rows_of, summarize
 
 ARMS = ("ticket", "reinit", "random")
 
 
-def summary(runs: list[Results]) -> list[dict]:
-    """Per round: weights remaining, and per arm the mean (and spread) over seeds."""
-    rows = []
-    for r in range(min(len(run.rounds) for run in runs)):
-        row = {"round": r, "weights_remaining": runs[0].rounds[r].weights_remaining}
-        for arm in ARMS:
-            found = [run.rounds[r].arms[arm] for run in runs if arm in run.rounds[r].arms]
-            if found:
-                accuracies = [a.early_stop_test_accuracy for a in found]
-                row[arm] = {"accuracy": statistics.mean(accuracies), "min": min(accuracies), "max": max(accuracies),
-                            "iteration": statistics.mean(a.early_stop_iteration for a in found), "seeds": len(found)}
-        rows.append(row)
-    return rows
+def summary(runs: list[Results], setting: str) -> dict[tuple[int, str], dict]:
+    """Per (round, arm): seeds, weights remaining, mean and 95% half-width of each measure over the
+    seeds (``lthkit.sweep_results.summarize``, the table ``lthkit sweep collect`` prints)."""
+    return {(s["round"], s["arm"]): s for s in summarize([row for run in runs for row in rows_of(run, setting)])}
 
 
-def cell(row: dict, arm: str) -> str:
-    got = row.get(arm)
-    return f"{got['accuracy']:7.2%} {got['iteration']:7.0f}" if got else f"{'-':>7s} {'-':>7s}"
+def cell(found: dict, key: tuple[int, str]) -> str:
+    got = found.get(key)
+    return f"{got['early_stop_test_accuracy']:7.2%} {got['early_stop_iteration']:7.0f}" if got else f"{'-':>7s} {'-':>7s}"
 
 
 def main() -> None:
@@ -72,7 +63,7 @@ def main() -> None:
                          on_arm=lambda seed, *arm: print_arm(*arm, seed=seed) if arm[1] == "ticket" else None)
     seconds = time.perf_counter() - start
     timings = json.loads((args.runs / config.device / "seed0" / "timings.json").read_text())
-    ours, theirs = summary(runs), summary(reference_runs("mnist-lenet300"))
+    ours, theirs = summary(runs, "this run"), summary(reference_runs("mnist-lenet300"), "reference")
     print(f"\nLeNet-300-100 IMP, {config.rounds} rounds x {config.training.iterations} iterations, "
           f"{', '.join(ARMS)}, {args.seeds} seeds: {seconds / 60:.1f} minutes on {name}")
     print("round 1: " + timings["training"].get("round_01", timings["training"]["round_00"]))
@@ -80,15 +71,16 @@ def main() -> None:
           "runs (3 seeds, 5 epochs per round)")
     print(f"{'round':>5s} {'weights':>8s}  " + "  ".join(f"{arm + ' acc':>7s} {'it':>7s}" for arm in ARMS)
           + f"   {'reference ticket':>16s}")
-    for row in ours:
-        ref = next((t for t in theirs if t["round"] == row["round"]), {})
-        print(f"{row['round']:5d} {row['weights_remaining']:8.2%}  " + "  ".join(cell(row, arm) for arm in ARMS)
-              + f"   {cell(ref, 'ticket')}")
+    for r in sorted({r for r, _ in ours}):
+        weights = ours[(r, "ticket")]["weights_remaining"]
+        print(f"{r:5d} {weights:8.2%}  " + "  ".join(cell(ours, (r, arm)) for arm in ARMS)
+              + f"   {cell(theirs, (r, 'ticket'))}")
     out = args.out or Path(__file__).parent / f"paper-lenet-{device.type}.json"
     if not args.quick or args.out:
         out.write_text(json.dumps({"device": name, "torch": torch.__version__, "seconds": round(seconds, 1),
                                    "seeds": args.seeds, "config": config.to_dict(), "training": timings["training"],
-                                   "rounds": ours, "reference": theirs}, indent=1) + "\n")
+                                   "rounds": list(ours.values()), "reference": list(theirs.values())},
+                                  indent=1) + "\n")
         print(f"written: {out}")
 
 

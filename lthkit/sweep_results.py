@@ -57,12 +57,18 @@ def finished_runs(root: str | Path) -> list[tuple[str, int, str, str, Results]]:
     return found
 
 
+def rows_of(results: Results, setting: str = "", run: str = "run", job: str = "", seed: int | None = None) -> list[Row]:
+    """Every round and arm of one run, as rows (``seed``: the run's own, from its config, unless given)."""
+    seed = results.config["seed"] if seed is None else seed
+    return [Row(setting, run, seed, job, r.round, arm, r.weights_remaining,
+                a.early_stop_test_accuracy, a.early_stop_iteration, a.test_accuracy)
+            for r in results.rounds for arm, a in r.arms.items()]
+
+
 def collect(root: str | Path) -> list[Row]:
     """Every round and arm of every finished run of the sweep in ``root``."""
-    return [Row(setting, run, seed, key, r.round, arm, r.weights_remaining, a.early_stop_test_accuracy,
-                a.early_stop_iteration, a.test_accuracy)
-            for setting, seed, key, run, results in finished_runs(root)
-            for r in results.rounds for arm, a in r.arms.items()]
+    return [row for setting, seed, key, run, results in finished_runs(root)
+            for row in rows_of(results, setting, run, key, seed)]
 
 
 @functools.lru_cache(maxsize=None)
