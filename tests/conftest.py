@@ -67,6 +67,17 @@ def mnist_small():
 
 
 @pytest.fixture(scope="session")
+def trained_lenet(mnist_small):
+    """A LeNet-300-100 trained 30 iterations on ``mnist_small``: trained weights for the pruning checkers."""
+    from lthkit.models import build_model
+    from lthkit.train import TrainConfig, train
+
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    train(model, mnist_small, TrainConfig(iterations=30, eval_every=30), progress=False)
+    return model.cpu()
+
+
+@pytest.fixture(scope="session")
 def cifar10():
     """Real CIFAR-10: 45,000 training, 5,000 validation and 10,000 test images."""
     return _load("cifar10")

@@ -99,15 +99,6 @@ def not_written(weights, mask, rate):
     raise NotImplementedError()
 
 
-@pytest.fixture(scope="module")
-def trained_lenet(mnist_small):
-    from lthkit.train import TrainConfig, train
-
-    model = build_model("lenet300", (1, 28, 28), seed=0)
-    train(model, mnist_small, TrainConfig(iterations=30, eval_every=30), progress=False)
-    return model.cpu()
-
-
 @pytest.mark.parametrize("fn", [prune_argsort, prune_topk_reversed_ties, prune_sort_bool_mask_kept])
 def test_correct_pruning_passes_on_hand_made_cases_and_the_network(fn, trained_lenet):
     v = verdict("02.prune-layer", fn, model=trained_lenet)

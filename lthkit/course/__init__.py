@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from lthkit.course.fallback import yours  # noqa: F401  (course.yours: the learner's function, or lthkit's)
 from lthkit.results import Results, print_arm
 
 BUDGET_NAMES = ("test", "classroom", "paper")

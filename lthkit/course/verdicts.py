@@ -21,11 +21,16 @@ class Verdict:
 
 
 EXERCISES: dict[str, Callable[..., Verdict]] = {}
+REFERENCES: dict[str, Callable] = {}  # code exercise -> lthkit's own function, with the learner's signature
 
 
-def exercise(name: str):
-    """Register the decorated function as the checker of exercise ``name``."""
+def exercise(name: str, reference: Callable | None = None):
+    """Register the decorated function as the checker of exercise ``name``; for a code exercise,
+    ``reference`` is lthkit's own implementation, which a notebook runs on while the learner's is
+    unwritten (``lthkit.course.yours``)."""
     def register(fn):
         EXERCISES[name] = fn
+        if reference is not None:
+            REFERENCES[name] = reference
         return fn
     return register

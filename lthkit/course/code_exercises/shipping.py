@@ -1,0 +1,79 @@
+"""Notebook 10's code exercises: a pruned layer stored compactly."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lthkit.course.code_exercises.common import Mistake, _judge, _run
+from lthkit.course.verdicts import Verdict, exercise
+from lthkit.seeds import generator
+
+
+def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
+    import numpy as np
+
+    from lthkit.export import bitmask_layer
+
+    given = weight.clone(), keep.clone()
+    out = _run(fn, *given)
+    if not (torch.equal(given[0], weight) and torch.equal(given[1], keep)):
+        raise Mistake("you changed a tensor you were given in place: leave the weight and the mask as they are")
+    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise Mistake("return two tensors, (bits, values)")
+    bits, values = out
+    right = bitmask_layer(weight, keep)
+    n, kept = weight.numel(), int(keep.sum())
+    flat = keep.flatten().numpy()
+    if bits.dtype == torch.bool or bits.numel() == n:
+        raise Mistake(f"your bits take one byte per weight ({n:,} bytes here): pack 8 weights into each byte, "
+                      "np.packbits(mask.flatten().numpy()), so they take ceil(n / 8)")
+    if bits.dtype != torch.uint8:
+        raise Mistake(f"store the bits as bytes, torch.uint8, not {bits.dtype}")
+    if bits.numel() != math.ceil(n / 8):
+        raise Mistake(f"{n} weights need ceil({n} / 8) = {math.ceil(n / 8)} bytes of bits, you wrote {bits.numel()}")
+    if not torch.equal(bits, right["bits"]):
+        if torch.equal(bits, torch.from_numpy(np.packbits(flat, bitorder="little"))):
+            raise Mistake("the bit order is reversed: the first weight goes in the highest bit, numpy.packbits's "
+                          "default (bitorder='big')")
+        if torch.equal(bits, torch.from_numpy(np.packbits((weight != 0).flatten().numpy()))):
+            raise Mistake("you read the mask from the weights' zeros: a kept weight can be exactly zero (here one "
+                          "is), so pack the mask you were given")
+        if torch.equal(bits, torch.from_numpy(np.packbits(keep.T.flatten().numpy()))):
+            raise Mistake("your bits go column by column: flatten row by row (mask.flatten()), as the values")
+        raise Mistake("your bits are not the mask, flattened row by row and packed 8 to the byte")
+    if values.numel() == n:
+        raise Mistake("you stored every weight, pruned zeros included: keep only the weights the mask keeps")
+    if values.dtype != torch.float32:
+        raise Mistake(f"store the values as float32 (4 bytes each), not {values.dtype}")
+    if values.numel() != kept or not torch.equal(values, right["values"]):
+        if values.numel() == int((weight != 0).sum()):
+            raise Mistake("you kept the non-zero weights: a kept weight can be exactly zero, so select by the "
+                          "mask, weight[mask]")
+        if values.numel() == kept and torch.equal(values, weight.T[keep.T]):
+            raise Mistake("your values go column by column: take them row by row, weight[mask], the order of the "
+                          "bits")
+        raise Mistake(f"the values should be the {kept} kept weights in row-major order, weight[mask]")
+
+
+@exercise("10.bitmask")
+def _bitmask_exercise(fn) -> Verdict:
+    from lthkit.export import expand_layer
+
+    def cases() -> str:
+        weight = torch.tensor([[0.5, 0.0, -0.25, 0.0, 0.75, 0.0], [0.0, -1.5, 0.0, 0.0, 0.0, 2.0]])
+        keep = torch.tensor([[True, True, True, False, True, False], [False, True, False, False, False, True]])
+        _bitmask_case(fn, weight, keep)  # a kept weight (row 0, column 1) is exactly zero
+        g = generator("exercise", 10)
+        layer = torch.randn(300, 784, generator=g)
+        keep = torch.rand(300, 784, generator=g) < 0.035
+        layer = layer * keep
+        _bitmask_case(fn, layer, keep)
+        bits, values = fn(layer.clone(), keep.clone())
+        back = expand_layer({"form": "bitmask", "shape": [300, 784], "bits": bits, "values": values})
+        if not torch.equal(back, layer):
+            raise Mistake("lthkit.export.expand_layer does not read your 300x784 layer back bit for bit")
+        return (f"stores a 300x784 layer at 3.5% in {bits.numel() + 4 * values.numel():,} bytes instead of "
+                f"{4 * layer.numel():,}, and lthkit reads it back bit for bit.")
+    return _judge("to_bitmask", cases)
