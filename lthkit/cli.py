@@ -1,6 +1,7 @@
 """The ``lthkit`` command: ``lthkit imp`` finds tickets, ``lthkit train`` trains one dense net,
 ``lthkit data download|verify`` prepares the datasets, ``lthkit doctor`` checks a machine,
-``lthkit export`` writes a ticket as a plain, compactly stored network.
+``lthkit export`` writes a ticket as a plain, compactly stored network, ``lthkit progress`` shows a
+learner's exercises, ``lthkit grade`` runs a class's notebooks and tables their verdicts.
 
 Every option of ``imp`` and ``train`` but the run's own (``--out``, ``--resume``...) is made from
 one field of ``ExperimentConfig`` or its ``TrainConfig`` (``lthkit.settings``); options left out
@@ -18,7 +19,9 @@ from lthkit.config import TEXT_TYPES, ConfigError, ExperimentConfig, make_config
 from lthkit.data import DataMissingError
 from lthkit.determinism import use_deterministic
 from lthkit.export import FORMATS, export_run
+from lthkit.course import BUDGET_NAMES
 from lthkit.course.doctor import run_doctor
+from lthkit.course.grade import DEFAULT_TIMEOUT_S, GradeError
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp, run_imp_seeds, ticket_costs
 from lthkit.results import print_arm
@@ -177,7 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
                             "(mnist-at-init-{method})")
     sweep.add_argument("--reference-dir", type=Path, help="with --reference: the folder to copy to (default: "
                                                           "the course's notebooks/reference)")
+    _add_classroom_parsers(sub)
     return parser
+
+
+def _add_classroom_parsers(sub) -> None:
+    """``lthkit progress`` for a learner, ``lthkit grade`` for a teacher (``lthkit.course.progress``, ``.grade``)."""
+    progress = sub.add_parser("progress", help="which exercises of your notebooks pass, are wrong or are not done yet",
+                              description="Per notebook in FOLDER, each exercise (its check(...) call) with the "
+                                          "verdict its checker last recorded: pass, wrong, or not done.")
+    progress.add_argument("folder", nargs="?", type=Path, default=Path("student"), metavar="FOLDER",
+                          help="the folder of your notebooks (default: student, what make lab opens)")
+    grade = sub.add_parser("grade", help="run each learner's notebooks and table every exercise's verdict",
+                           description="DIR holds one folder per learner. Each notebook is copied into OUT and run "
+                                       "there with papermill, in a process of its own; OUT/grades.csv and "
+                                       "OUT/grades.html then hold every exercise's verdict per learner. Nothing in "
+                                       "DIR is changed; a notebook that fails or runs too long is reported so.")
+    grade.add_argument("folder", type=Path, metavar="DIR", help="the collected copies, one folder per learner")
+    grade.add_argument("--out", type=Path, help="where the runs, grades.csv and grades.html go (default: DIR-grades, "
+                                                "beside DIR)")
+    grade.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                       help=f"a cell running longer stops its notebook, reported as timed out "
+                            f"(default: {DEFAULT_TIMEOUT_S})")
+    grade.add_argument("--budget", choices=BUDGET_NAMES, default="test",
+                       help=f"the budget each notebook runs at: {', '.join(BUDGET_NAMES)} (default: test, "
+                            f"seconds per notebook)")
 
 
 def _non_negative(text: str) -> int:
@@ -320,9 +347,34 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> int:
+    from lthkit.course.progress import format_progress
+
+    print(format_progress(args.folder))
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from lthkit.course.grade import grade, summary
+
+    out = args.out or args.folder.resolve().with_name(args.folder.resolve().name + "-grades")
+    runs = grade(args.folder, out, budget=args.budget, timeout=args.timeout,
+                 on_run=lambda run: print(f"{run.learner}/{run.notebook}: {run.outcome}", flush=True))
+    print(summary(runs))
+    print(f"written: {out / 'grades.csv'}, {out / 'grades.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "progress":
+        return _progress(args)
+    if args.command == "grade":
+        try:
+            return _grade(args)
+        except GradeError as err:
+            parser.exit(2, f"lthkit grade: error: {err}\n")
     if args.command == "data":
         try:
             return _data(args)

@@ -59,8 +59,8 @@ from lthkit.results import ArmResult, Results, RoundResult
 from lthkit.rewind import Snapshot, Ticket, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
 from lthkit.run_folder import RunFolder
 from lthkit.seeds import derive_seed, generator
-from lthkit.stacked import ENGINES, choose_engine
-from lthkit.train import TrainConfig, join_states, split_state, train_together
+from lthkit.stacked import ENGINES, Engine, choose_engine
+from lthkit.train import TrainConfig, join_states, masked_step, split_state, train_together
 
 CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much training
 CHECKPOINT_FORMAT = 2  # training state per network (lthkit.train.train_together); older checkpoints are not used
@@ -78,7 +78,9 @@ class Rules:
       (the ``signs`` control; notebook 08);
     - ``score(model, ..., mask=mask) -> {name: scores}``: the score of a run pruning at
       initialisation, called as the method's own is (SNIP's: ``score(model, images, labels, mask=mask)``;
-      notebook 07 has the learner write it).
+      notebook 07 has the learner write it);
+    - ``masked_step(model, mask, optimizer, loss)``: one optimiser step that keeps pruned weights at
+      zero (``lthkit.train.masked_step``; notebook 03).
 
     Masks are dicts of 0/1 tensors (a ``Mask`` is one). ``run_imp`` checks what each rule
     returns every round, so a broken rule stops the run with its name instead of a wrong curve.
@@ -90,6 +92,7 @@ class Rules:
     random_mask: Callable = random_mask_like
     keep_signs: Callable = keep_signs
     score: Callable | None = None
+    masked_step: Callable = masked_step
 
     def describe(self) -> dict[str, str]:
         """The rules that are not lthkit's, each named with a fingerprint of its code: a run
@@ -438,7 +441,9 @@ def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, told
         groups.append(list(range(at, at + len(n))))
         at += len(n)
     data, training, k = first.data, first.training(r), first.config.rewind_iteration
-    chosen = choose_engine(engine, models, data.device, training.augment)
+    own_step = first.rules.masked_step if first.rules.masked_step is not masked_step else None
+    chosen = (Engine("loop", False, "your own masked step") if own_step else
+              choose_engine(engine, models, data.device, training.augment))
     if say and chosen not in told:
         told.add(chosen)
         say(f"round {r:2d}: {chosen.describe()}", flush=True)
@@ -458,7 +463,7 @@ def _train_round(r: int, jobs: list[tuple["_Run", dict]], engine: str, say, told
                              data_seeds=[run.config.seed for run, arms in jobs for _ in arms], engine=chosen,
                              start_iteration=0 if r == 0 else k, snapshot_at=k if r == 0 and k > 0 else None,
                              progress=first.progress, desc=desc, checkpoint=checkpoint if all(folders) else None,
-                             checkpoint_every_s=first.checkpoint_every_s, resume=resume_from)
+                             checkpoint_every_s=first.checkpoint_every_s, resume=resume_from, step=own_step)
     seconds = share()
     for (run, arms), group in zip(jobs, groups):
         run.timings.setdefault("training", {})[f"round_{r:02d}"] = f"{len(models)} networks: {chosen.describe()}"

@@ -148,6 +148,26 @@ def make_optimizer(params, config: TrainConfig, *, capturable: bool = False) -> 
                            fused=fused)
 
 
+def masked_step(model: nn.Module, mask: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss`` that leaves every weight ``mask`` prunes at exactly zero.
+
+    The gradients of pruned weights are zeroed before the step, so Adam keeps no moments for them
+    and weight decay has nothing to pull; the mask is multiplied into the weights after it, so a
+    weight that was not zero (the first step after pruning) is zero from then on. Notebook 03 has
+    the learner write this; ``train(..., step=)`` trains with a learner's own. ``LoopNetworks``
+    does the same for several networks with one backward call."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        params[name].grad.mul_(m)
+    optimizer.step()
+    with torch.no_grad():
+        for name, m in mask.items():
+            params[name].mul_(m)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int = 5000) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy) of ``model`` on ``split``."""
@@ -194,20 +214,28 @@ class LoopNetworks:
     """
 
     def __init__(self, models: list[nn.Module], masks: list[Mask | None], data: Splits, config: TrainConfig,
-                 seeds: list[int]):
-        self.models, self.data, self.config, self.seeds = models, data, config, seeds
+                 seeds: list[int], step: Callable | None = None):
+        self.models, self.data, self.config, self.seeds, self.own_step = models, data, config, seeds, step
         images = data.train.x.dim() == 4 and data.device.type == "cpu"
         self.memory_format = torch.channels_last if images else torch.contiguous_format
-        self.masked = []
+        self.masked, self.masks = [], []
         for model, mask in zip(models, masks):
             model.to(data.device, memory_format=self.memory_format).train()
             params = dict(model.named_parameters())
-            self.masked += [(params[n], torch.empty_like(params[n]).copy_(m))
-                            for n, m in (mask.items() if mask is not None else ())]
+            pairs = {n: (params[n], torch.empty_like(params[n]).copy_(m)) for n, m in (mask or {}).items()}
+            self.masked += pairs.values()
+            self.masks.append({n: m for n, (_, m) in pairs.items()})
         with torch.no_grad():
             for p, m in self.masked:
                 p.mul_(m)
-        self.optimizer = make_optimizer([p for model in models for p in model.parameters() if p.requires_grad], config)
+        trained = [[p for p in model.parameters() if p.requires_grad] for model in models]
+        self.optimizers = ([make_optimizer([p for ps in trained for p in ps], config)] if step is None
+                           else [make_optimizer(ps, config) for ps in trained])
+
+    def optimizer(self, i: int) -> torch.optim.Optimizer:
+        """Network ``i``'s optimiser: one shared by all (each parameter updated by itself), or its own
+        when a learner's step (``masked_step``'s signature) steps each network."""
+        return self.optimizers[i if self.own_step else 0]
 
     def __len__(self) -> int:
         return len(self.models)
@@ -221,14 +249,20 @@ class LoopNetworks:
                 x = augment(x, generator("augment", seed, iteration))
             inputs[seed] = (x.contiguous(memory_format=self.memory_format), data.train.y.index_select(0, idx))
         if lr is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            for optimizer in self.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
         losses = [F.cross_entropy(model(inputs[s][0]), inputs[s][1]) for model, s in zip(self.models, self.seeds)]
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.own_step:
+            for model, mask, optimizer, loss in zip(self.models, self.masks, self.optimizers, losses):
+                self.own_step(model, dict(mask), optimizer, loss)
+            return torch.stack(losses).detach()
+        optimizer = self.optimizers[0]
+        optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(losses)
         for p, m in self.masked:
             p.grad.mul_(m)
-        self.optimizer.step()
+        optimizer.step()
         with torch.no_grad():
             for p, m in self.masked:
                 p.mul_(m)
@@ -242,7 +276,7 @@ class LoopNetworks:
         return {k: v.detach().clone() for k, v in self.models[i].state_dict().items()}
 
     def network_state(self, i: int) -> dict:
-        state = self.optimizer.state
+        state = self.optimizer(i).state
         return {"model": self.weights(i),
                 "optimizer": {n: {k: v.detach().clone() for k, v in state[p].items()}
                               for n, p in self.models[i].named_parameters() if p in state and state[p]}}
@@ -251,11 +285,12 @@ class LoopNetworks:
     def load_network_state(self, i: int, saved: dict) -> None:
         """Take back what ``network_state(i)`` handed out: as ``Optimizer.load_state_dict`` places
         state, moments beside their weights, the step count there too only for a fused optimiser."""
-        model, fused = self.models[i], self.optimizer.defaults.get("fused")
+        optimizer = self.optimizer(i)
+        model, fused = self.models[i], optimizer.defaults.get("fused")
         model.load_state_dict(saved["model"])
         for n, p in model.named_parameters():
             if n in saved["optimizer"]:
-                self.optimizer.state[p] = {k: (v.to(p.device) if k != "step" or fused else v).clone()
+                optimizer.state[p] = {k: (v.to(p.device) if k != "step" or fused else v).clone()
                                            for k, v in saved["optimizer"][n].items()}
 
     def write_back(self) -> None:
@@ -299,17 +334,18 @@ def train(
     checkpoint_every_s: float = 300.0,
     resume: dict | None = None,
     engine: str = "auto",
+    step: Callable | None = None,
 ) -> TrainRun:
     """Train ``model`` in place from ``start_iteration`` to ``config.iterations``.
 
     ``mask`` keeps pruned weights at exactly zero. ``snapshot_at`` keeps a copy of the
     weights after that many iterations (the rewind point of late rewinding), or after each of
-    several (the rewind points an instability analysis compares). ``checkpoint``, ``resume`` and
-    ``engine`` are ``train_together``'s.
+    several (the rewind points an instability analysis compares). ``checkpoint``, ``resume``,
+    ``engine`` and ``step`` are ``train_together``'s.
     """
     return train_together([model], data, config, masks=[mask], start_iteration=start_iteration,
                           snapshot_at=snapshot_at, progress=progress, desc=desc, checkpoint=checkpoint,
-                          checkpoint_every_s=checkpoint_every_s, resume=resume, engine=engine)[0]
+                          checkpoint_every_s=checkpoint_every_s, resume=resume, engine=engine, step=step)[0]
 
 
 def train_together(
@@ -327,6 +363,7 @@ def train_together(
     checkpoint: Callable[[dict], None] | None = None,
     checkpoint_every_s: float = 300.0,
     resume: dict | None = None,
+    step: Callable | None = None,
 ) -> list[TrainRun]:
     """Train several networks side by side, each as ``train`` would alone.
 
@@ -345,6 +382,8 @@ def train_together(
     ``resume=state`` continues from such a state instead of from the models' weights: pass the
     same models (any weights), data, config, masks, seeds, ``start_iteration`` and ``snapshot_at``;
     the engine may differ.
+    ``step(model, mask, optimizer, loss)``, with ``masked_step``'s contract, replaces lthkit's masked
+    step (a learner's own, notebook 03): each network then has its own optimiser, in the loop.
     """
     if not 0 <= start_iteration < config.iterations:
         raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
@@ -358,6 +397,10 @@ def train_together(
     if any(not start_iteration <= k <= config.iterations for k in wanted):
         raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
     device = data.device
+    if step is not None:
+        if (engine.name if isinstance(engine, Engine) else engine) == "stacked":
+            raise ConfigError("a step of your own trains in the loop, one network at a time: use engine 'loop' or 'auto'")
+        engine = Engine("loop", False, "a step of your own")
     if not isinstance(engine, Engine):
         engine = choose_engine(engine, models, device, config.augment)
     if engine.name == "stacked":
@@ -365,7 +408,7 @@ def train_together(
                                lambda params, capturable: make_optimizer(params, config, capturable=capturable),
                                graph=engine.graph)
     else:
-        nets = LoopNetworks(models, masks, data, config, seeds)
+        nets = LoopNetworks(models, masks, data, config, seeds, step)
     fingerprint = {"config": repr(astuple(replace(config, data_seed=0))), "start_iteration": start_iteration,
                    "snapshot_at": sorted(wanted)}
     orders = {s: BatchOrder(len(data.train), config.batch_size, s, device) for s in dict.fromkeys(seeds)}

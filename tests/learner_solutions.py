@@ -71,3 +71,14 @@ def to_bitmask_right(weight, mask):
 
     keep = mask.bool()
     return torch.from_numpy(np.packbits(keep.flatten().numpy())), weight[keep].float()
+
+
+def masked_step_right(model, mask, optimizer, loss):
+    optimizer.zero_grad()
+    loss.backward()
+    for name, m in mask.items():
+        model.get_parameter(name).grad.mul_(m)
+    optimizer.step()
+    with torch.no_grad():
+        for name, m in mask.items():
+            model.get_parameter(name).mul_(m)

@@ -189,7 +189,7 @@ def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnis
 
 def learners_rules():
     """Rules written as a learner would (not lthkit's function objects), doing what lthkit does."""
-    from learner_solutions import prune_argsort, random_right, rewind_right
+    from learner_solutions import masked_step_right, prune_argsort, random_right, rewind_right
 
     from lthkit.imp import Rules
     from lthkit.models import init_weights
@@ -198,7 +198,8 @@ def learners_rules():
         init_weights(model, seed)
         return rewind_right(model, model.state_dict(), mask)
 
-    return Rules(prune_layer=prune_argsort, rewind=rewind_right, reinit=reinit, random_mask=random_right)
+    return Rules(prune_layer=prune_argsort, rewind=rewind_right, reinit=reinit, random_mask=random_right,
+                 masked_step=masked_step_right)
 
 
 def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_path):
@@ -206,8 +207,26 @@ def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_pat
     theirs = run_imp(small_config(), tmp_path / "learner", data=mnist_small, progress=False, rules=learners_rules())
     assert theirs.to_dict() == ours.to_dict()
     assert set(json.loads((tmp_path / "learner" / "rules.json").read_text())) == {
-        "prune_layer", "rewind", "reinit", "random_mask"}
+        "prune_layer", "rewind", "reinit", "random_mask", "masked_step"}
     assert not (tmp_path / "lthkit" / "rules.json").exists()
+
+
+def test_a_learners_masked_step_trains_every_arm(mnist_small, tmp_path):
+    """The learner's step is the one IMP trains with: a step that forgets the mask revives weights."""
+    from dataclasses import replace
+
+    def unmasked(model, mask, optimizer, loss):
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    results = run_imp(small_config(rounds=1), tmp_path, data=mnist_small, progress=False,
+                      rules=replace(learners_rules(), masked_step=unmasked))
+    ticket = load_ticket(tmp_path, 1)
+    w = torch.load(tmp_path / "round_01.pt", weights_only=True)["trained"]["fc1.weight"]
+    assert bool((w[ticket.mask["fc1.weight"] == 0] != 0).any())
+    assert "your own masked step" in json.dumps(json.loads((tmp_path / "timings.json").read_text()))
+    assert results.rounds[1].arms["ticket"].test_accuracy > 0
 
 
 def test_a_signed_threshold_changes_the_masks(mnist_small, tmp_path):

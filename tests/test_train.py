@@ -176,3 +176,28 @@ def test_checkpoints_wait_for_their_wall_time(mnist_small):
     train(build_model("lenet300", (1, 28, 28)), mnist_small, config, progress=False, checkpoint=states.append,
           checkpoint_every_s=0)
     assert [s["iteration"] for s in states] == [10, 20, 30]  # none at the end: the caller saves the result
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_learners_masked_step_trains_as_lthkits_bit_for_bit(mnist_small, optimizer):
+    """``train(step=)`` runs the learner's step, with an optimiser per network: the same arithmetic as
+    lthkit's one shared optimiser, weight decay included, and pruned weights stay exactly zero."""
+    import copy
+
+    from learner_solutions import masked_step_right
+
+    from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+    from lthkit.settings import ConfigError
+
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    mask = prune_by_magnitude(model, Mask.ones_like(model), layer_rates(model, {"fc": 0.5, "output": 0.3}))
+    config = TrainConfig(iterations=30, eval_every=15, optimizer=optimizer, weight_decay=1e-3)
+    ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
+    a = train(ours, mnist_small, config, mask=mask, progress=False)
+    b = train(theirs, mnist_small, config, mask=mask, progress=False, step=masked_step_right)
+    assert all(torch.equal(x, y) for x, y in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert a.result.curve == b.result.curve
+    assert all(float(theirs.get_parameter(n)[m == 0].abs().sum()) == 0 for n, m in mask.items())
+    with pytest.raises(ConfigError, match="step of your own trains in the loop"):
+        train(copy.deepcopy(model), mnist_small, config, mask=mask, progress=False, step=masked_step_right,
+              engine="stacked")

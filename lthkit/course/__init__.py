@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from lthkit.course import progress
 from lthkit.course.fallback import yours  # noqa: F401  (course.yours: the learner's function, or lthkit's)
 from lthkit.results import Results, print_arm
 
@@ -175,6 +176,7 @@ def notebook_settings(notebook: str, budget: str, *, seed: int, device: str, out
             settings[name] = value
     if "rewind_points" in settings:
         _fit_rewind_points(settings)
+    progress.notebook_started(settings["output_dir"])  # check() records its verdicts there, in a kernel
     return settings
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from lthkit.course import code_exercises, quizzes  # noqa: F401  (importing them registers their exercises)
+from lthkit.course import progress
 from lthkit.data import dataset_info, iterations_per_epoch
 from lthkit.course.verdicts import EXERCISES, Verdict, exercise
 from lthkit.course.fallback import learners_own
@@ -42,8 +43,11 @@ def verdict(name: str, answer, **context) -> Verdict:
 
 
 def check(name: str, answer, **context) -> None:
-    """Print the verdict on ``answer`` to exercise ``name`` (the checker cell of a notebook)."""
-    print(verdict(name, answer, **context))
+    """Print the verdict on ``answer`` to exercise ``name`` (the checker cell of a notebook), and
+    record it in the notebook's output folder (``lthkit.course.progress``)."""
+    judged = verdict(name, answer, **context)
+    print(judged)
+    progress.record(name, judged)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ model=model)`` is called like the other exercises.
 from lthkit.course.code_exercises import (  # noqa: F401  (importing them registers their exercises)
     at_init,
     controls,
+    masked_step,
     pruning,
     rewind,
     shipping,

@@ -1,15 +1,28 @@
-"""Notebook 07's code exercises: SNIP's score, by hand."""
+"""Notebook 07's code exercises: SNIP's score, by hand.
+
+A wrong score is named by recomputing each classic mistaken score here (another loss, one image, the
+unmasked network, ...) and saying which one the learner's scores are proportional to.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lthkit.course.code_exercises.common import Mistake, _judge, _run, _same, _state
 from lthkit.course.verdicts import Verdict, exercise
 from lthkit.masks import Mask, prune_by_magnitude
 from lthkit.models import build_model
+from lthkit.prune_at_init import snip_scores
 from lthkit.seeds import generator
+
+
+def snip_score_reference(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mask) -> dict:
+    """lthkit's SNIP with the notebook's signature (``mask`` a plain dict there, a ``Mask`` in IMP)."""
+    return snip_scores(model, images, labels, mask=mask if isinstance(mask, Mask) else Mask(mask))
 
 
 def _proportional(mine: torch.Tensor, truth: torch.Tensor) -> bool:
@@ -35,8 +48,9 @@ def _snip_setup(data) -> tuple[nn.Module, Mask, torch.Tensor, torch.Tensor]:
     return model, mask, images, labels
 
 
-def _grads(model: nn.Module, mask: Mask | None, images, labels) -> dict[str, torch.Tensor]:
-    """The gradient of the mean cross-entropy at each prunable weight, the mask applied or not."""
+def _grads(model: nn.Module, mask: Mask | None, images, labels,
+           loss: Callable = F.cross_entropy) -> dict[str, torch.Tensor]:
+    """The gradient of ``loss(output, labels)`` at each prunable weight, the mask applied or not."""
     from torch.func import functional_call
 
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -44,62 +58,151 @@ def _grads(model: nn.Module, mask: Mask | None, images, labels) -> dict[str, tor
         weights[n] = weights[n] * m
     names = list(Mask.ones_like(model))
     leaves = {n: weights[n].requires_grad_() for n in names}
-    loss = torch.nn.functional.cross_entropy(functional_call(model, weights, (images,)), labels)
-    return dict(zip(names, torch.autograd.grad(loss, list(leaves.values()))))
+    value = loss(functional_call(model, weights, (images,)), labels)
+    return dict(zip(names, torch.autograd.grad(value, list(leaves.values()))))
 
 
-@exercise("07.snip-score")
+def _one_hot(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(labels, output.shape[1]).to(output.dtype)
+
+
+# Losses learners take instead of the cross-entropy of the raw output, each with what to say.
+WRONG_LOSSES: dict[str, tuple[Callable, str]] = {
+    "nll_loss": (lambda z, y: F.nll_loss(z, y),
+                 "you took F.nll_loss of the model's raw output: nll_loss expects log-probabilities, so on logits it "
+                 "is not the cross-entropy; use F.cross_entropy(output, labels) (or F.nll_loss(F.log_softmax(output, "
+                 "1), labels))"),
+    "nll_loss of softmax": (lambda z, y: F.nll_loss(F.softmax(z, 1), y),
+                            "you took F.nll_loss of softmax probabilities: nll_loss expects their log; use "
+                            "F.cross_entropy(output, labels) on the raw output"),
+    "softmax first": (lambda z, y: F.cross_entropy(F.softmax(z, 1), y),
+                      "you applied softmax before F.cross_entropy, which applies log_softmax itself: give it the "
+                      "model's raw output"),
+    "mse": (lambda z, y: F.mse_loss(z, _one_hot(z, y)),
+            "those are gradients of a mean squared error (F.mse_loss against one-hot labels): SNIP's loss is the "
+            "training loss, the cross-entropy F.cross_entropy(output, labels)"),
+    "mse of softmax": (lambda z, y: F.mse_loss(F.softmax(z, 1), _one_hot(z, y)),
+                       "those are gradients of a mean squared error of the softmax against one-hot labels: SNIP's "
+                       "loss is the training loss, the cross-entropy F.cross_entropy(output, labels)"),
+    "predictions": (lambda z, y: F.cross_entropy(z, z.detach().argmax(1)),
+                    "you used the model's own predictions (output.argmax) as the labels: take the cross-entropy "
+                    "against the labels given"),
+}
+
+
+def _model_changed(model: nn.Module, before: dict) -> str | None:
+    """What the learner's function did to the model, if anything: a score only reads it."""
+    after = _state(model)
+    if set(after) != set(before):
+        return ("your function changed the model's parameters (torch.nn.utils.prune or a parametrization adds "
+                f"{sorted(set(after) - set(before))[:2]}): a score only reads the model; apply the mask to "
+                "copies of the weights (weight * mask), or prune a copy.deepcopy(model)")
+    if not _same(after, before):
+        return ("the model's weights changed: a score only reads them. Apply the mask to copies "
+                "(weight * mask) in the forward pass, not to the model in place")
+    return None
+
+
+def _per_image(model: nn.Module, mask: Mask, images, labels, weights: dict) -> torch.Tensor:
+    """The sum over images of each image's own |g * w|: what a loop taking .abs() per image gives."""
+    total = {n: torch.zeros_like(w) for n, w in weights.items()}
+    for i in range(len(images)):
+        grads = _grads(model, mask, images[i:i + 1], labels[i:i + 1])
+        for n in total:
+            total[n] += (grads[n].double() * weights[n]).abs()
+    return torch.cat([total[n].flatten() for n in mask])
+
+
+def _diagnose(model: nn.Module, mask: Mask, images, labels, mine: dict, truth: dict) -> str:
+    """Name the mistake whose score ``mine`` is proportional to (on the weights still alive)."""
+    names = list(mask)
+
+    def flat(d):
+        return torch.cat([d[n].flatten() for n in names])
+
+    whole, right = flat(mine), flat(truth)
+    alive = flat(mask).bool()
+    if not bool(torch.isfinite(whole).all()):
+        return "some of your scores are NaN or infinite: every score |g * w| is a finite number"
+    if bool((whole[alive] == 0).all()):
+        return ("every score of an alive weight is 0: multiply the gradient by the masked weight, (g * w).abs(), "
+                "with g from torch.autograd.grad of the loss with respect to those masked weights")
+    if _proportional(whole[alive], right[alive]):
+        return ("pruned weights must score 0 (their weight is 0 under the mask): multiply by the masked weights, "
+                "not the model's")
+
+    def matches(score) -> bool:
+        return _proportional(whole[alive], score[alive])
+
+    weights = {n: model.get_parameter(n).detach().double() * mask[n] for n in names}
+    grads = {n: g.double() for n, g in _grads(model, mask, images, labels).items()}
+    signed = flat({n: grads[n] * weights[n] for n in names})
+    if matches(signed) or matches(-signed):
+        return ("your scores are g * w with their signs: SNIP ranks by |g * w|, how much the loss would change "
+                "either way. Without .abs() the weights whose removal lowers the loss most rank lowest and are "
+                "pruned first")
+    if matches(signed ** 2):
+        return ("you squared g * w: it ranks the weights alike, but SNIP's score is |g * w| itself; take "
+                "(g * w).abs(), not (g * w) ** 2")
+    if matches(flat(grads).abs()):
+        return ("you scored by |g| alone: SNIP multiplies by the weight, since removing w changes the loss by about "
+                "g * w (a gate on each weight, set from 1 to 0)")
+    if matches(flat(weights).abs()):
+        return "that is |w|, magnitude pruning at initialisation, not SNIP: multiply by the gradient of the loss"
+    unmasked = _grads(model, None, images, labels)
+    full = {n: model.get_parameter(n).detach().double() for n in names}
+    if matches(flat({n: unmasked[n].double() * full[n] for n in names}).abs()):
+        return ("your forward pass used the pruned weights: with the mask applied (weights * mask) the gradients "
+                "are those of the network that will actually train")
+    if all(_proportional(mine[n][mask[n].bool()], truth[n][mask[n].bool()]) for n in names):
+        return ("each layer's scores are right only up to a scale of their own (normalised layer by layer, such as "
+                "divided by the layer's sum or maximum): SNIP ranks the weights of all layers together, so scale "
+                "them all by one number, or not at all")
+    for name, (loss, said) in WRONG_LOSSES.items():
+        g = _grads(model, mask, images, labels, loss)
+        if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
+            return said
+    for which, one in (("first", slice(0, 1)), ("last", slice(-1, None))):
+        g = _grads(model, mask, images[one], labels[one])
+        if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
+            return (f"your scores come from one image (the {which}): SNIP's g is the gradient of the mean "
+                    "cross-entropy over the whole batch of images given")
+    if matches(_per_image(model, mask, images, labels, weights)):
+        return ("you took |g * w| image by image and added them up: SNIP takes the gradient of the batch's mean "
+                "loss first, then |g * w| once; the signs of different images cancel")
+    k = max(1, int(alive.sum()) // 20)
+    top_right = set(right[alive].topk(k).indices.tolist())
+    overlap = len(top_right & set(whole[alive].topk(k).indices.tolist())) / k
+    return (f"your scores rank the weights differently from |g * w| (of the 5% of weights that score highest by "
+            f"|g * w|, yours put {overlap:.0%} among their top 5%): g is the gradient of F.cross_entropy(output, "
+            "labels) over all the images given, with respect to each masked weight w = weight * mask "
+            "(torch.autograd.grad)")
+
+
+@exercise("07.snip-score", reference=snip_score_reference)
 def _snip_score_exercise(fn, *, data=None) -> Verdict:
-    from lthkit.prune_at_init import snip_scores
-
     def cases() -> str:
         model, mask, images, labels = _snip_setup(data)
         before = _state(model)
         out = _run(fn, model, images.clone(), labels.clone(), {n: m.clone() for n, m in mask.items()})
-        if not _same(_state(model), before):
-            raise Mistake("the model's weights changed: a score only reads them. Apply the mask to copies "
-                          "(weight * mask) in the forward pass, not to the model in place")
-        if not isinstance(out, dict) or set(out) != set(mask):
-            got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        changed = _model_changed(model, before)
+        if changed:
+            raise Mistake(changed)
+        if out is None:
+            raise Mistake("your function returned None: return the dict {weight name: scores}")
+        if not isinstance(out, Mapping) or set(out) != set(mask):
+            got = sorted(map(str, out)) if isinstance(out, Mapping) else type(out).__name__
             raise Mistake(f"return {{weight name: scores}} for exactly the prunable weights {list(mask)} (biases are "
                           f"not pruned), not {got}")
         for n, m in mask.items():
             if not isinstance(out[n], torch.Tensor) or out[n].shape != m.shape:
                 raise Mistake(f"the scores of {n} must be one per weight, a tensor of shape {tuple(m.shape)}")
-        mine = {n: out[n].detach().double() for n in mask}
+        mine = {n: out[n].detach().cpu().double() for n in mask}
         truth = {n: s.double() for n, s in snip_scores(model, images, labels, mask=mask).items()}
         whole = torch.cat([mine[n].flatten() for n in mask])
         right = torch.cat([truth[n].flatten() for n in mask])
         if _proportional(whole, right):
             return ("is |g * w| with the mask applied, on every layer of a LeNet-300-100 "
                     "(the ranking SNIP prunes by).")
-        weights = {n: model.get_parameter(n).detach().double() for n in mask}
-        grads = {n: g.double() for n, g in _grads(model, mask, images, labels).items()}
-        unmasked = {n: g.double() for n, g in _grads(model, None, images, labels).items()}
-        alive = torch.cat([mask[n].flatten() for n in mask]).bool()
-
-        def flat(d):
-            return torch.cat([d[n].flatten() for n in mask])
-
-        signed = flat({n: grads[n] * weights[n] * mask[n] for n in mask})
-        if _proportional(whole[alive], signed[alive]) or _proportional(whole[alive], -signed[alive]):
-            raise Mistake("your scores are g * w with their signs: SNIP ranks by |g * w|, how much the loss would "
-                          "change either way. Without .abs() the weights whose removal lowers the loss most rank "
-                          "lowest and are pruned first")
-        if _proportional(whole[alive], flat(grads).abs()[alive]):
-            raise Mistake("you scored by |g| alone: SNIP multiplies by the weight, since removing w changes the "
-                          "loss by about g * w (a gate on each weight, set from 1 to 0)")
-        if _proportional(whole[alive], flat(weights).abs()[alive]):
-            raise Mistake("that is |w|, magnitude pruning at initialisation, not SNIP: multiply by the gradient "
-                          "of the loss")
-        full = flat({n: (unmasked[n] * weights[n]).abs() for n in mask})
-        if _proportional(whole[alive], full[alive]):
-            raise Mistake("your forward pass used the pruned weights: with the mask applied (weights * mask) the "
-                          "gradients are those of the network that will actually train")
-        if bool((whole[~alive] != 0).any()) and _proportional(whole[alive], right[alive]):
-            raise Mistake("pruned weights must score 0 (their weight is 0 under the mask): multiply by the masked "
-                          "weights, not the model's")
-        raise Mistake("your scores are not proportional to |g * w|: g is the gradient of the cross-entropy "
-                      "(torch.nn.functional.cross_entropy) of the model's output on the images given, with "
-                      "respect to each weight (torch.autograd.grad), and w the weight with the mask applied")
+        raise Mistake(_diagnose(model, mask, images, labels, mine, truth))
     return _judge("snip_score", cases)

@@ -28,8 +28,12 @@ def _run(fn: Callable, *args):
         raise
     except Exception as e:  # the learner's own error, shown as the learner would see it
         where = traceback.extract_tb(e.__traceback__)[-1]
+        hint = ""
+        if isinstance(e, AttributeError) and "NoneType" in str(e) and ".grad" in (where.line or ""):
+            hint = ("; a gradient is None until loss.backward() computes it (and again after "
+                    "optimizer.zero_grad()): mask gradients after backward")
         raise Mistake(f"your function raised {type(e).__name__}: {e} (line {where.lineno}: "
-                      f"{where.line or '?'})") from None
+                      f"{where.line or '?'}){hint}") from None
 
 
 def _judge(name: str, cases: Callable[[], str]) -> Verdict:
