@@ -52,7 +52,8 @@ import torch
 
 from lthkit.config import ConfigError, ExperimentConfig, setting_names
 from lthkit.data import Splits, dataset_info, load_dataset
-from lthkit.masks import Mask, count_to_prune, prune_by_magnitude, prune_globally, prune_layer, random_mask_like
+from lthkit.masks import (Mask, count_to_prune, layer_rates, prune_by_magnitude, prune_globally, prune_layer,
+                          random_mask_like)
 from lthkit.models import build_model, prunable_layers
 from lthkit.prune_at_init import SCORES, collapsed_layers, prune_at_init
 from lthkit.results import ArmResult, Results, RoundResult
@@ -80,7 +81,9 @@ class Rules:
       initialisation, called as the method's own is (SNIP's: ``score(model, images, labels, mask=mask)``;
       notebook 07 has the learner write it);
     - ``masked_step(model, mask, optimizer, loss)``: one optimiser step that keeps pruned weights at
-      zero (``lthkit.train.masked_step``; notebook 03).
+      zero (``lthkit.train.masked_step``; notebook 03);
+    - ``layer_rates(model, kind_rates) -> {weight name: rate}``: each layer's pruning rate from the
+      rates per kind (``lthkit.masks.layer_rates``; notebook 05).
 
     Masks are dicts of 0/1 tensors (a ``Mask`` is one). ``run_imp`` checks what each rule
     returns every round, so a broken rule stops the run with its name instead of a wrong curve.
@@ -93,6 +96,7 @@ class Rules:
     keep_signs: Callable = keep_signs
     score: Callable | None = None
     masked_step: Callable = masked_step
+    layer_rates: Callable = layer_rates
 
     def describe(self) -> dict[str, str]:
         """The rules that are not lthkit's, each named with a fingerprint of its code: a run
@@ -131,6 +135,16 @@ def _checked_mask(rule: str, new, old: Mask, *, same_counts: bool = False) -> Ma
         if not same_counts and bool((mask[name].cpu() > old[name].cpu()).any()):
             raise RuleError(f"your {rule} brought back weights of {name} that were pruned before")
     return mask
+
+
+def _checked_rates(rates, mask: Mask) -> dict[str, float]:
+    if not isinstance(rates, Mapping) or set(rates) != set(mask):
+        got = sorted(rates) if isinstance(rates, Mapping) else type(rates).__name__
+        raise RuleError(f"your layer_rates must return a rate for each of {sorted(mask)}, not {got}")
+    bad = {n: r for n, r in rates.items() if not 0 <= float(r) < 1}
+    if bad:
+        raise RuleError(f"your layer_rates returned rates outside [0, 1): {bad}")
+    return {n: float(r) for n, r in rates.items()}
 
 
 def _copy(mask: Mask) -> dict[str, torch.Tensor]:
@@ -246,13 +260,14 @@ def density_of_round(config: ExperimentConfig, model: torch.nn.Module, r: int) -
     return {n: alive(size, config.prune_rates[kinds[n]]) / size for n, size in sizes.items()}
 
 
-def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, rule: Callable = prune_layer) -> Mask:
-    """The paper's pruning step: layer-wise rates per kind (each layer pruned by ``rule``), or one
-    global rate."""
+def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, rule: Callable = prune_layer,
+              rates_of: Callable = layer_rates) -> Mask:
+    """The paper's pruning step: layer-wise rates per kind (``rates_of``: ``layer_rates`` or a
+    learner's; each layer pruned by ``rule``), or one global rate."""
     if config.global_pruning:
         return prune_globally(trained, mask, next(iter(config.prune_rates.values())))
-    kinds = prunable_layers(trained)
-    rates = {n: config.prune_rates[k] for n, k in kinds.items()}
+    rates = layer_rates(trained, config.prune_rates) if rates_of is layer_rates else \
+        _checked_rates(rates_of(trained, dict(config.prune_rates)), mask)
     if rule is prune_layer:
         return prune_by_magnitude(trained, mask, rates)
     params = dict(trained.named_parameters())
@@ -403,7 +418,7 @@ def _run_rounds(runs: list["_Run"], dense_from: list[Path | None], engine: str, 
         for run in active:
             config = run.config
             if r > 0:
-                run.mask = next_mask(config, run.trained, run.mask, run.rules.prune_layer) \
+                run.mask = next_mask(config, run.trained, run.mask, run.rules.prune_layer, run.rules.layer_rates) \
                     if config.method == "imp" else run.mask_at_init(r)
             if r == 0 and run.dense_from is not None and not run.saved(0):
                 run.trained = run.take_dense_round(run.dense_from, run.mask)

@@ -17,6 +17,7 @@ as for averaged weights), which separates a real rise of the error from that art
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -54,13 +55,14 @@ def recompute_batch_norm(model: nn.Module, split: Split, batch_size: int = BN_BA
 
 
 def error_along_line(model_a: nn.Module, model_b: nn.Module, split: Split, points: int = 11, *,
-                     recompute_bn: Split | None = None) -> list[float]:
+                     recompute_bn: Split | None = None, interpolate: Callable = interpolate) -> list[float]:
     """Classification error (1 - accuracy) on ``split`` at ``points`` evenly spaced networks from
     ``model_a`` (first) to ``model_b`` (last).
 
     With ``recompute_bn`` (training images, such as ``data.train``), each network's batch-norm
     statistics are recomputed on those images before it is measured, the two ends included;
-    without it they are interpolated like the weights. Networks without batch norm are unaffected."""
+    without it they are interpolated like the weights. Networks without batch norm are unaffected.
+    ``interpolate(a, b, alpha)`` makes each point's state dict (a learner's own, notebook 06)."""
     if points < 2:
         raise ValueError(f"points must be at least 2 (the two ends), got {points}")
     a, b = model_a.state_dict(), model_b.state_dict()
@@ -112,13 +114,13 @@ def train_copies(model: nn.Module, start: Snapshot, data: Splits, config: TrainC
 
 def errors_by_rewind_point(model: nn.Module, rewind_points: dict[int, Snapshot], data: Splits, config: TrainConfig,
                            *, mask: Mask | None = None, points: int = 11, progress: bool = False,
-                           recompute_bn: bool | int = False, data_seeds: tuple[int, int] | None = None
-                           ) -> dict[int, list[float]]:
+                           recompute_bn: bool | int = False, data_seeds: tuple[int, int] | None = None,
+                           interpolate: Callable = interpolate) -> dict[int, list[float]]:
     """The instability analysis over several rewind points: for each iteration k, two copies
     trained from the weights at k on different data orders (``train_copies``), and the test error
     at ``points`` networks along the line between them. ``recompute_bn`` recomputes each point's
     batch-norm statistics (``error_along_line``) on the training images: all of them (``True``)
-    or the first n (an integer n, cheaper)."""
+    or the first n (an integer n, cheaper). ``interpolate`` is ``error_along_line``'s."""
     if not (isinstance(recompute_bn, bool) or (isinstance(recompute_bn, int) and recompute_bn >= 1)):
         raise ValueError(f"recompute_bn must be True, False or a positive number of images, got {recompute_bn!r}")
     bn_images = None
@@ -128,5 +130,5 @@ def errors_by_rewind_point(model: nn.Module, rewind_points: dict[int, Snapshot],
     lines = {}
     for k, start in sorted(rewind_points.items()):
         a, b = train_copies(model, start, data, config, mask=mask, data_seeds=data_seeds, progress=progress)
-        lines[k] = error_along_line(a, b, data.test, points, recompute_bn=bn_images)
+        lines[k] = error_along_line(a, b, data.test, points, recompute_bn=bn_images, interpolate=interpolate)
     return lines

@@ -82,3 +82,14 @@ def masked_step_right(model, mask, optimizer, loss):
     with torch.no_grad():
         for name, m in mask.items():
             model.get_parameter(name).mul_(m)
+
+
+def layer_rates_right(model, kind_rates):
+    kinds = {f"{name}.weight": "conv" if isinstance(module, torch.nn.Conv2d) else "fc"
+             for name, module in model.named_modules() if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))}
+    kinds[[n for n, k in kinds.items() if k == "fc"][-1]] = "output"
+    return {n: kind_rates[k] for n, k in kinds.items()}
+
+
+def interpolate_right(a, b, alpha):
+    return {k: (1 - alpha) * a[k] + alpha * b[k] if a[k].is_floating_point() else a[k] for k in a}

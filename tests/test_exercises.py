@@ -290,6 +290,21 @@ def test_early_stop_within_one_evaluation_and_its_mistakes():
     assert "give an iteration number" in said["20%"].message and "give an iteration" in said["late"].message
 
 
+def test_early_stop_one_evaluation_before_the_end_refuses_the_end():
+    def point(it, val_loss, test_acc, train_loss):
+        return CurvePoint(it, train_loss, val_loss, 0.9, test_acc)
+
+    curve = [point(0, 2.0, 0.1, 2.0), point(100, 0.5, 0.90, 0.5), point(200, 0.4, 0.95, 0.3),
+             point(300, 0.35, 0.97, 0.2), point(400, 0.3, 0.96, 0.1), point(500, 0.32, 0.96, 0.05)]
+    result = ArmResult.from_curve(curve)
+    assert result.early_stop_iteration == 400
+    for answer in (400, 420, 450, 350):
+        assert verdict("01.early-stop", answer, result=result).correct, answer
+    for answer, words in ((500, "training ends"), (490, "training ends"), (300, "test accuracy is highest")):
+        v = verdict("01.early-stop", answer, result=result)
+        assert not v.correct and words in v.message, (answer, v.message)
+
+
 def test_global_hardest_hit_accepts_the_layer_in_any_case():
     from lthkit.models import build_model
     from lthkit.course.widgets import one_shot_mask

@@ -189,7 +189,7 @@ def test_stale_files_of_a_run_killed_before_its_first_result_are_not_reused(mnis
 
 def learners_rules():
     """Rules written as a learner would (not lthkit's function objects), doing what lthkit does."""
-    from learner_solutions import masked_step_right, prune_argsort, random_right, rewind_right
+    from learner_solutions import layer_rates_right, masked_step_right, prune_argsort, random_right, rewind_right
 
     from lthkit.imp import Rules
     from lthkit.models import init_weights
@@ -199,7 +199,7 @@ def learners_rules():
         return rewind_right(model, model.state_dict(), mask)
 
     return Rules(prune_layer=prune_argsort, rewind=rewind_right, reinit=reinit, random_mask=random_right,
-                 masked_step=masked_step_right)
+                 masked_step=masked_step_right, layer_rates=layer_rates_right)
 
 
 def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_path):
@@ -207,7 +207,7 @@ def test_a_learners_rules_reproduce_lthkits_run_bit_for_bit(mnist_small, tmp_pat
     theirs = run_imp(small_config(), tmp_path / "learner", data=mnist_small, progress=False, rules=learners_rules())
     assert theirs.to_dict() == ours.to_dict()
     assert set(json.loads((tmp_path / "learner" / "rules.json").read_text())) == {
-        "prune_layer", "rewind", "reinit", "random_mask", "masked_step"}
+        "prune_layer", "rewind", "reinit", "random_mask", "masked_step", "layer_rates"}
     assert not (tmp_path / "lthkit" / "rules.json").exists()
 
 
@@ -252,6 +252,7 @@ def test_a_signed_threshold_changes_the_masks(mnist_small, tmp_path):
     ("unmasked_rewind", "left pruned weights of fc1.weight non-zero"),
     ("wrong_counts", "keeps as many weights in each layer"),
     ("not_a_mask", "returned for fc1.weight NoneType, not a tensor"),
+    ("rates_per_kind", "layer_rates must return a rate for each of"),
 ])
 def test_a_broken_rule_stops_the_run_naming_the_rule(mnist_small, tmp_path, broken, message):
     from dataclasses import replace
@@ -265,6 +266,7 @@ def test_a_broken_rule_stops_the_run_naming_the_rule(mnist_small, tmp_path, brok
         "wrong_counts": {"random_mask": lambda mask, g: {n: (torch.rand(m.shape, generator=g) < 0.5).float()
                                                           for n, m in mask.items()}},
         "not_a_mask": {"prune_layer": lambda w, m, rate: None},
+        "rates_per_kind": {"layer_rates": lambda model, kind_rates: dict(kind_rates)},
     }[broken]
     with pytest.raises(RuleError, match=message):
         run_imp(small_config(rounds=2), tmp_path, data=mnist_small, progress=False, rules=replace(rules, **change))

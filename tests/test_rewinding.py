@@ -177,6 +177,24 @@ def test_the_line_between_two_networks_starts_and_ends_at_them(mnist_small):
     assert instability([0.1, 0.3, 0.12]) == pytest.approx(0.19) and instability([0.1, 0.1]) == 0
 
 
+def test_the_line_walks_through_a_learners_interpolate(mnist_small):
+    """Notebook 06 passes the learner's interpolate: it is the one used, at every point of the line."""
+    from learner_solutions import interpolate_right
+
+    a, b = build_model("lenet300", (1, 28, 28), seed=1), build_model("lenet300", (1, 28, 28), seed=2)
+    asked = []
+
+    def theirs(x, y, alpha):
+        asked.append(alpha)
+        return interpolate_right(x, y, alpha)
+
+    errors = error_along_line(a, b, mnist_small.val, points=5, interpolate=theirs)
+    assert asked == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert errors == pytest.approx(error_along_line(a, b, mnist_small.val, points=5), abs=2e-3)
+    stuck = error_along_line(a, b, mnist_small.val, points=3, interpolate=lambda x, y, alpha: x)
+    assert stuck[0] == stuck[1] == stuck[2]
+
+
 def test_interpolation_mixes_batch_norm_statistics_and_keeps_step_counts():
     a, b = build_model("resnet20", (3, 32, 32), seed=1).state_dict(), build_model("resnet20", (3, 32, 32), seed=2).state_dict()
     a["bn.running_var"], b["bn.running_var"] = torch.full((16,), 1.0), torch.full((16,), 3.0)

@@ -335,15 +335,17 @@ def _early_stop(answer, *, result) -> Verdict:
     if number is None or number.percent:
         return Verdict(False, f"give an iteration number, not {answer!r}.")
     value, stop = number.value, result.early_stop_iteration
-    if abs(value - stop) <= spacing:
-        return Verdict(True, f"early stopping stopped at iteration {stop}.")
     mistakes = [
         (max(curve, key=lambda p: p.val_accuracy).iteration, "validation accuracy is highest"),
         (max(curve, key=lambda p: p.test_accuracy).iteration, "test accuracy is highest"),
         (min(curve, key=lambda p: p.train_loss).iteration, "training loss is lowest"),
         (curve[-1].iteration, "training ends"),
     ]
-    near = [what for it, what in mistakes if abs(value - it) <= spacing / 2 and abs(it - stop) > spacing]
+    # Within one evaluation of the stop counts, unless the answer is nearer one of these mistakes' iterations.
+    near = [what for it, what in mistakes
+            if it != stop and abs(value - it) <= spacing / 2 and abs(value - it) < abs(value - stop)]
+    if abs(value - stop) <= spacing and not near:
+        return Verdict(True, f"early stopping stopped at iteration {stop}.")
     if near:
         return Verdict(False, f"iteration {value:g} is where {' and '.join(near)}: early stopping takes the "
                               "evaluation with the smallest validation loss.")

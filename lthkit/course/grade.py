@@ -120,7 +120,7 @@ def grade(folder: str | os.PathLike, out: str | os.PathLike, *, budget: str = "t
                 on_run(runs[-1])
     runs += _missing(runs, [p.name for p in found])
     write_csv(out / "grades.csv", runs)
-    (out / "grades.html").write_text(grades_html(runs), encoding="utf-8")
+    (out / "grades.html").write_text(grades_html(runs, budget), encoding="utf-8")
     return runs
 
 
@@ -151,7 +151,7 @@ def columns(runs: list[Run]) -> list[tuple[str, str]]:
     return list(seen)
 
 
-def grades_html(runs: list[Run]) -> str:
+def grades_html(runs: list[Run], budget: str = "test") -> str:
     """A static page: a row per learner, a column per exercise, each cell the verdict's mark in its
     colour with the checker's message as its tooltip; a last column counts the passes."""
     e = html.escape
@@ -169,7 +169,8 @@ def grades_html(runs: list[Run]) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Grades</title>\n<style>'
             f"body{{font-family:sans-serif}} table{{border-collapse:collapse}} "
             f"th,td{{border:1px solid #d0d7de;padding:4px 8px;text-align:center}} th{{font-weight:600}}"
-            f"</style></head><body>\n<h1>Grades</h1>\n<p>{legend}. Hover over a mark for the checker's message."
+            f"</style></head><body>\n<h1>Grades</h1>\n<p>Every notebook run at the {e(budget)} budget. {legend}. "
+            f"Hover over a mark for the checker's message."
             f"</p>\n<table>\n<tr><th>learner</th>{head}<th>passed</th></tr>\n" + "\n".join(rows) +
             "\n</table>\n</body></html>\n")
 
@@ -177,7 +178,7 @@ def grades_html(runs: list[Run]) -> str:
 def _cell(entry: Entry) -> str:
     mark, colour, background = MARKS.get(entry.status, ("?", "#57606a", "#ffffff"))
     tip = html.escape(f"{entry.status}: {entry.message}" if entry.message else entry.status)
-    return (f'<td class="{html.escape(entry.status)}" title="{tip}" '
+    return (f'<td class="{html.escape(entry.status.replace(" ", "-"))}" title="{tip}" '
             f'style="color:{colour};background:{background}">{mark}</td>')
 
 

@@ -12,9 +12,11 @@ model=model)`` is called like the other exercises.
 from lthkit.course.code_exercises import (  # noqa: F401  (importing them registers their exercises)
     at_init,
     controls,
+    conv,
     masked_step,
     pruning,
     rewind,
+    rewinding,
     shipping,
     supermask,
     transformer,

@@ -62,6 +62,14 @@ def _grads(model: nn.Module, mask: Mask | None, images, labels,
     return dict(zip(names, torch.autograd.grad(value, list(leaves.values()))))
 
 
+def _masked_output(model: nn.Module, mask: Mask, images) -> torch.Tensor:
+    """The output of the network with the mask applied."""
+    from torch.func import functional_call
+
+    weights = {n: p.detach() for n, p in model.named_parameters()}
+    return functional_call(model, {**weights, **{n: weights[n] * m for n, m in mask.items()}}, (images,))
+
+
 def _one_hot(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.one_hot(labels, output.shape[1]).to(output.dtype)
 
@@ -84,9 +92,6 @@ WRONG_LOSSES: dict[str, tuple[Callable, str]] = {
     "mse of softmax": (lambda z, y: F.mse_loss(F.softmax(z, 1), _one_hot(z, y)),
                        "those are gradients of a mean squared error of the softmax against one-hot labels: SNIP's "
                        "loss is the training loss, the cross-entropy F.cross_entropy(output, labels)"),
-    "predictions": (lambda z, y: F.cross_entropy(z, z.detach().argmax(1)),
-                    "you used the model's own predictions (output.argmax) as the labels: take the cross-entropy "
-                    "against the labels given"),
 }
 
 
@@ -162,6 +167,13 @@ def _diagnose(model: nn.Module, mask: Mask, images, labels, mine: dict, truth: d
         g = _grads(model, mask, images, labels, loss)
         if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
             return said
+    with torch.no_grad():
+        guesses = model(images).argmax(1), _masked_output(model, mask, images).argmax(1)
+    for guess in guesses:
+        g = _grads(model, mask, images, guess)
+        if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
+            return ("you used the model's own predictions (output.argmax) as the labels: take the cross-entropy "
+                    "against the labels given")
     for which, one in (("first", slice(0, 1)), ("last", slice(-1, None))):
         g = _grads(model, mask, images[one], labels[one])
         if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):

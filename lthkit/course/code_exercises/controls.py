@@ -10,8 +10,9 @@ from torch import nn
 
 from lthkit.course.code_exercises.common import Mistake, _judge, _run, _same, _state
 from lthkit.course.verdicts import Verdict, exercise
-from lthkit.masks import Mask, layer_rates, prune_by_magnitude
+from lthkit.masks import Mask, layer_rates, prune_by_magnitude, random_mask_like
 from lthkit.models import build_model
+from lthkit.rewind import reinitialize
 from lthkit.seeds import generator
 
 
@@ -26,7 +27,37 @@ def _control_setup() -> tuple[nn.Module, Mask]:
     return model, prune_by_magnitude(model, Mask.ones_like(model), rates)
 
 
-@exercise("04.reinit")
+def _kaiming_std(weight: torch.Tensor) -> float:
+    return math.sqrt(2.0 / weight[0].numel())
+
+
+def _std_hint(std: float, weight: torch.Tensor) -> str:
+    """What a wrong standard deviation is, when it is a known initialiser's."""
+    fan_in = weight[0].numel()
+    known = {" (that is PyTorch's default, reset_parameters)": 1 / math.sqrt(3 * fan_in),
+             " (that is Kaiming/He's, kaiming_normal_)": _kaiming_std(weight),
+             " (that is N(0, 1): normal_ without std)": 1.0}
+    return next((hint for hint, s in known.items() if abs(std - s) < 0.05 * s), "")
+
+
+def _reseeded(got: dict[str, torch.Tensor], mask: Mask) -> tuple[str, str] | None:
+    """Two layers whose fresh values start with the same draws, scaled: one generator re-seeded per layer
+    (a layer of n values and one of m share their first ~min(n, m) normal draws)."""
+    names = list(mask)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            n = min(got[a].numel(), got[b].numel()) - 16  # normal_ redraws the last 16 values of a tensor
+            first, second = got[a].flatten()[:n], got[b].flatten()[:n]
+            both = (first != 0) & (second != 0)
+            if int(both.sum()) < 20:
+                continue
+            ratio = second[both] / first[both]
+            if float((ratio - ratio.median()).abs().le(1e-4 * ratio.median().abs()).float().mean()) > 0.5:
+                return a, b
+    return None
+
+
+@exercise("04.reinit", reference=lambda model, mask, seed: reinitialize(model, Mask(mask), seed))
 def _reinit_exercise(fn) -> Verdict:
     def cases() -> str:
         model, mask = _control_setup()
@@ -38,12 +69,15 @@ def _reinit_exercise(fn) -> Verdict:
         if Mask(given) != mask:
             raise Mistake("you changed the mask you were given in place: work on the weights only")
         got = _state(out)
-        if any(bool((got[n][mask[n] == 0] != 0).any()) for n in mask):
-            raise Mistake("pruned weights are not zero: multiply the fresh weights by the mask")
+        for n in mask:
+            if bool((got[n][mask[n] == 0] != 0).any()):
+                raise Mistake(f"{n}: pruned weights are not zero: multiply the fresh weights by the mask, after "
+                              f"drawing them")
         survivors = {n: got[n][mask[n] == 1] for n in mask}
-        if any(torch.equal(survivors[n], original[n][mask[n] == 1]) for n in mask):
-            raise Mistake("the survivors still hold their original initial values: the reinit control draws fresh "
-                          "ones (with another seed), or it is the ticket again")
+        for n in mask:
+            if torch.equal(survivors[n], original[n][mask[n] == 1]):
+                raise Mistake(f"{n}: the survivors still hold their original initial values: the reinit control "
+                              f"draws fresh ones for every layer (with another seed), or it is the ticket again")
         again = _state(_run(fn, copy.deepcopy(model), {n: m.clone() for n, m in mask.items()}, 1234))
         if not _same(got, again):
             raise Mistake("two calls with the same seed gave different weights: draw from the seed you are given "
@@ -51,15 +85,19 @@ def _reinit_exercise(fn) -> Verdict:
         other = _state(_run(fn, copy.deepcopy(model), {n: m.clone() for n, m in mask.items()}, 99))
         if _same(got, other, list(mask)):
             raise Mistake("seeds 1234 and 99 gave the same weights: use the seed you are given")
+        pair = _reseeded(got, mask)
+        if pair:
+            raise Mistake(f"you re-seeded the generator for each layer: {pair[1]}'s fresh values repeat "
+                          f"{pair[0]}'s first ones, scaled, so the layers are not independent draws; make one "
+                          f"generator, g = torch.Generator().manual_seed(seed), before the loop and draw every "
+                          f"layer from it")
         params = dict(model.named_parameters())
         for name in mask:
             std, want = float(survivors[name].std()), _glorot_std(params[name])
             if abs(std - want) > 0.1 * want:
-                kaiming_uniform = 1 / math.sqrt(3 * params[name][0].numel())
-                hint = (" (that is PyTorch's default, reset_parameters)" if abs(std - kaiming_uniform) < 0.1 *
-                        kaiming_uniform else "")
-                raise Mistake(f"{name}: the fresh weights have standard deviation {std:.4f}{hint}; the paper's "
-                              f"initialiser, Gaussian Glorot (torch.nn.init.xavier_normal_), gives {want:.4f}")
+                raise Mistake(f"{name}: the fresh weights have standard deviation {std:.4f}"
+                              f"{_std_hint(std, params[name])}; the paper's initialiser, Gaussian Glorot "
+                              f"(torch.nn.init.xavier_normal_), gives {want:.4f}")
         big = survivors["fc1.weight"]
         kurtosis = float(((big - big.mean()) ** 4).mean() / big.var() ** 2)
         if kurtosis < 2.5:
@@ -67,16 +105,86 @@ def _reinit_exercise(fn) -> Verdict:
                           "weights: torch.nn.init.xavier_normal_, not xavier_uniform_".format(kurtosis))
         biases = [n for n in got if n.endswith("bias")]
         if any(bool(got[n].ne(0).any()) for n in biases):
-            raise Mistake("the biases are not zero: the paper's initialisation sets them to zero")
+            raise Mistake("the biases are not zero: the paper's initialisation sets them to zero; leave them as "
+                          "they are (draw only the masked weight matrices)")
         return "keeps the mask and draws fresh Gaussian Glorot weights from the seed it is given."
     return _judge("reinit", cases)
 
 
-@exercise("04.random-mask")
+def _structured_ticket() -> Mask:
+    """A ticket with the structure a trained LeNet-300-100's has, built in milliseconds: fc1 keeps most of its
+    weights on the centre pixels (the columns of the blank border nearly empty) and some units (rows) keep
+    many more than others. Each layer keeps an exact count, drawn with probabilities proportional to a row
+    weight times a column weight (Gumbel top-k), from a fixed seed. A mask from an untrained network has no
+    such structure, so a "random" mask that keeps the ticket's rows or columns would pass as uniform."""
+    g = torch.Generator().manual_seed(0)
+    centre = (torch.arange(28.0) - 13.5) ** 2
+    pixels = torch.exp(-(centre[:, None] + centre[None, :]) / (2 * 5.0 ** 2)).flatten() + 1e-3
+    layers = {"fc1.weight": (300, 784, 0.1), "fc2.weight": (100, 300, 0.2), "fc3.weight": (10, 100, 0.5)}
+    masks = {}
+    for name, (rows, cols, density) in layers.items():
+        col_w = pixels if cols == 784 else torch.rand(cols, generator=g) ** 4 + 0.01
+        row_w = torch.rand(rows, generator=g) ** 2 + 0.05
+        gumbel = -torch.log(-torch.log(torch.rand(rows, cols, generator=g).clamp_min(1e-12)))
+        score = (row_w[:, None] * col_w[None, :]).log() + gumbel
+        flat = torch.zeros(rows * cols)
+        flat[score.flatten().topk(round(density * rows * cols)).indices] = 1
+        masks[name] = flat.view(rows, cols)
+    return Mask(masks)
+
+
+STRUCTURE_MATTERS = ("a row- or column-preserving mask keeps the ticket's choice of which pixels and units matter: "
+                     "on a trained one-shot ticket at 3.6% of the weights a row-permuted mask still puts 2.9% of "
+                     "fc1's kept weights on the blankest quarter of pixels where a uniform one puts 24.5%, and "
+                     "trains to 95.6% vs 94.0% for a uniform mask, so the control would close half the gap to the "
+                     "ticket and hide what it is for; draw every position of the layer uniformly "
+                     "(torch.randperm(m.numel(), generator=generator))")
+
+
+def _spread(mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, float]:
+    """The counts along ``dim`` (dim=1: per row) and their variance over a uniform draw's (about 1)."""
+    counts = mask.sum(dim=dim)
+    size, per = mask.numel(), mask.shape[dim]
+    density = float(mask.sum()) / size
+    uniform = per * density * (1 - density) * (size - per) / (size - 1)
+    return counts, float(counts.var()) / uniform
+
+
+def _judge_structure(drawn: Mask, ticket: Mask) -> None:
+    """Raise ``Mistake`` when a layer's mask keeps the ticket's count per row or column, or its positions
+    cluster or spread evenly in a way a uniform draw almost never does."""
+    for n in ("fc1.weight", "fc2.weight"):
+        for dim, unit in ((1, "row (unit)"), (0, "column (input)")):
+            counts, ratio = _spread(drawn[n], dim)
+            if torch.equal(counts.sort().values, ticket[n].sum(dim=dim).sort().values):
+                raise Mistake(f"{n}: your mask keeps the ticket's number of weights in each {unit}, only moved "
+                              f"around (permuting rows or columns, or shifting, flipping or rolling the ticket's "
+                              f"mask does that): {STRUCTURE_MATTERS}")
+    for n in ("fc1.weight", "fc2.weight"):
+        overlap = float((drawn[n] * ticket[n]).sum()) / ticket.alive(n)
+        density = ticket.alive(n) / ticket.size(n)
+        if overlap < density / 2:
+            raise Mistake(f"{n}: only {overlap:.0%} of your positions are the ticket's, where a uniform draw gives "
+                          f"about {density:.0%}: you avoided the ticket's positions; draw among all the layer's "
+                          f"positions, each with equal chance")
+        for dim, unit in ((1, "row (unit)"), (0, "column (input)")):
+            _, ratio = _spread(drawn[n], dim)
+            if ratio > 3:
+                raise Mistake(f"{n}: the number of weights per {unit} varies {ratio:.0f} times as much as in a "
+                              f"uniform draw: your positions keep the ticket's structure; {STRUCTURE_MATTERS}")
+            if ratio < 0.25:
+                raise Mistake(f"{n}: every {unit} keeps nearly the same number of weights ({ratio:.2f} times a "
+                              f"uniform draw's variance), as evenly spaced positions do: draw the positions "
+                              f"uniformly at random (torch.randperm(m.numel(), generator=generator))")
+        if abs(overlap - density) > 0.02:
+            raise Mistake(f"{n}: {overlap:.0%} of your positions are the ticket's, where a uniform draw gives "
+                          f"about {density:.0%}: draw every position with equal chance, wherever the ticket's are")
+
+
+@exercise("04.random-mask", reference=lambda mask, generator: random_mask_like(Mask(mask), generator))
 def _random_mask_exercise(fn) -> Verdict:
     def cases() -> str:
-        model, ticket = _control_setup()
-        ticket = prune_by_magnitude(model, ticket, layer_rates(model, {"fc": 0.5, "output": 0.3}))
+        ticket = _structured_ticket()
         given = {n: m.clone() for n, m in ticket.items()}
         out = _run(fn, given, generator("check", 0))
         if Mask(given) != ticket:
@@ -90,7 +198,7 @@ def _random_mask_exercise(fn) -> Verdict:
                 raise Mistake(f"{n}: return a tensor of the mask's shape and dtype ({tuple(ticket[n].shape)}, "
                               f"{ticket[n].dtype})")
         try:
-            drawn = Mask(out)
+            drawn = Mask({n: m.cpu() for n, m in out.items()})
         except ValueError as e:
             raise Mistake(str(e)) from None
         if drawn == ticket:
@@ -111,10 +219,6 @@ def _random_mask_exercise(fn) -> Verdict:
         other = Mask(_run(fn, {n: m.clone() for n, m in ticket.items()}, generator("check", 1)))
         if other == drawn:
             raise Mistake("two different generators gave the same mask: draw with the generator you are given")
-        overlap = (drawn["fc1.weight"] * ticket["fc1.weight"]).sum() / ticket.alive("fc1.weight")
-        density = ticket.alive("fc1.weight") / ticket.size("fc1.weight")
-        if abs(float(overlap) - density) > 0.02:
-            raise Mistake(f"fc1: {float(overlap):.0%} of your positions are the ticket's, where a uniform draw "
-                          f"gives about {density:.0%}: draw every position with equal chance")
+        _judge_structure(drawn, ticket)
         return "keeps each layer's count exactly and draws the positions uniformly from the generator given."
     return _judge("random_mask", cases)

@@ -14,7 +14,13 @@ from torch import nn
 
 from lthkit.course.code_exercises.common import PAPER_RATES, Mistake, _judge, _run
 from lthkit.course.verdicts import Verdict, exercise
-from lthkit.masks import Mask, count_to_prune, layer_rates, prune_by_magnitude, prune_layer
+from lthkit.masks import (
+    Mask,
+    count_to_prune,
+    layer_rates,
+    prune_by_magnitude,
+    prune_layer,
+)
 
 HALF_UP = "round half up, math.floor(rate * alive + 0.5)"
 

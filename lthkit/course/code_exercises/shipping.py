@@ -11,6 +11,30 @@ from lthkit.course.verdicts import Verdict, exercise
 from lthkit.seeds import generator
 
 
+def to_bitmask_reference(weight: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """lthkit's bitmask form (``lthkit.export.bitmask_layer``) with the notebook's signature."""
+    from lthkit.export import bitmask_layer
+
+    stored = bitmask_layer(weight.detach().cpu(), mask.detach().cpu().bool())
+    return stored["bits"], stored["values"]
+
+
+def _check_pair(out) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two tensors, in the order (bits, values)."""
+    import numpy as np
+
+    if out is None:
+        raise Mistake("your function returned None: return the pair (bits, values)")
+    if isinstance(out, tuple) and len(out) == 2 and any(isinstance(t, np.ndarray) for t in out):
+        raise Mistake("return torch tensors, not numpy arrays: wrap np.packbits's bytes in torch.from_numpy")
+    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise Mistake("return two tensors, (bits, values)")
+    first, second = out
+    if first.is_floating_point() and not second.is_floating_point():
+        raise Mistake("you returned (values, bits): return them in the order (bits, values)")
+    return first, second
+
+
 def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
     import numpy as np
 
@@ -20,17 +44,24 @@ def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
     out = _run(fn, *given)
     if not (torch.equal(given[0], weight) and torch.equal(given[1], keep)):
         raise Mistake("you changed a tensor you were given in place: leave the weight and the mask as they are")
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
-        raise Mistake("return two tensors, (bits, values)")
-    bits, values = out
-    right = bitmask_layer(weight, keep)
     n, kept = weight.numel(), int(keep.sum())
+    bits, values = _check_pair(out)
+    right = bitmask_layer(weight, keep)
     flat = keep.flatten().numpy()
+    if bits.dim() != 1:
+        if bits.dim() == 2 and torch.equal(bits, torch.from_numpy(np.packbits(keep.numpy(), axis=-1))):
+            raise Mistake("you packed each row on its own (np.packbits(..., axis=1)): pack the flattened mask, "
+                          "np.packbits(mask.flatten().numpy()), one flat row of bytes")
+        raise Mistake(f"the bits should be one flat row of bytes, not a tensor of shape {tuple(bits.shape)}: "
+                      "np.packbits(mask.flatten().numpy())")
     if bits.dtype == torch.bool or bits.numel() == n:
         raise Mistake(f"your bits take one byte per weight ({n:,} bytes here): pack 8 weights into each byte, "
                       "np.packbits(mask.flatten().numpy()), so they take ceil(n / 8)")
     if bits.dtype != torch.uint8:
         raise Mistake(f"store the bits as bytes, torch.uint8, not {bits.dtype}")
+    if bits.numel() == n // 8 != math.ceil(n / 8):
+        raise Mistake(f"{n} weights need ceil({n} / 8) = {math.ceil(n / 8)} bytes of bits: {n} // 8 drops the last, "
+                      "partial byte")
     if bits.numel() != math.ceil(n / 8):
         raise Mistake(f"{n} weights need ceil({n} / 8) = {math.ceil(n / 8)} bytes of bits, you wrote {bits.numel()}")
     if not torch.equal(bits, right["bits"]):
@@ -43,6 +74,9 @@ def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
         if torch.equal(bits, torch.from_numpy(np.packbits(keep.T.flatten().numpy()))):
             raise Mistake("your bits go column by column: flatten row by row (mask.flatten()), as the values")
         raise Mistake("your bits are not the mask, flattened row by row and packed 8 to the byte")
+    if values.dim() != 1:
+        raise Mistake(f"the values should be a flat tensor of the kept weights, not of shape {tuple(values.shape)}: "
+                      "weight[mask] with a bool mask gives one (indices from nonzero() need .flatten())")
     if values.numel() == n:
         raise Mistake("you stored every weight, pruned zeros included: keep only the weights the mask keeps")
     if values.dtype != torch.float32:
@@ -57,7 +91,7 @@ def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
         raise Mistake(f"the values should be the {kept} kept weights in row-major order, weight[mask]")
 
 
-@exercise("10.bitmask")
+@exercise("10.bitmask", reference=to_bitmask_reference)
 def _bitmask_exercise(fn) -> Verdict:
     from lthkit.export import expand_layer
 
