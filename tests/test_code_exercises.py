@@ -9,6 +9,7 @@ from learner_solutions import (keep_signs_right, prune_argsort, random_right, re
                                to_bitmask_right, top_k_right)
 
 from lthkit.course.exercises import verdict
+from lthkit.course.verdicts import REFERENCES
 from lthkit.models import build_model, init_weights
 from lthkit.rewind import keep_signs as lthkit_keep_signs
 from lthkit.supermask import top_k_mask as lthkit_top_k
@@ -362,6 +363,19 @@ def test_each_random_mask_mistake_is_refused_by_name(fn, named):
     assert named in v.message, v.message
 
 
+@pytest.mark.parametrize("name, context", [
+    ("02.prune-layer", lambda get: {"model": get("trained_lenet")}),
+    ("03.rewind", lambda get: {"data": get("mnist_small")}),
+    ("03.imp-round", lambda get: {"data": get("mnist_small")}),
+    ("04.reinit", lambda get: {}),
+    ("04.random-mask", lambda get: {}),
+])
+def test_lthkits_reference_passes_its_own_checker(name, context, request):
+    """The function a notebook falls back on (course.yours) is one its checker accepts."""
+    v = verdict(name, REFERENCES[name], **context(request.getfixturevalue))
+    assert v.correct, v.message
+
+
 # --- 07.snip-score ----------------------------------------------------------------------------------
 
 
@@ -603,3 +617,35 @@ def test_a_correct_to_bitmask_passes_and_lthkit_reads_it_back():
 def test_each_to_bitmask_mistake_is_refused_by_name(kind, named):
     v = verdict("10.bitmask", bitmask_mistake(kind))
     assert not v.correct and named in v.message, v.message
+
+
+# --- the references of 07-10: lthkit's own, with the learner's signature ------------------------------
+
+
+@pytest.mark.parametrize("name", ["07.snip-score", "08.top-k-mask", "08.keep-signs", "09.prunable-kinds",
+                                  "10.bitmask"])
+def test_each_reference_passes_its_own_checker(name, mnist_small):
+    from lthkit.course.verdicts import REFERENCES
+
+    v = verdict(name, REFERENCES[name], **({"data": mnist_small} if name == "07.snip-score" else {}))
+    assert v.correct, v.message
+
+
+def test_the_snip_reference_runs_as_imp_calls_a_score(mnist_small):
+    from lthkit.course.verdicts import REFERENCES
+    from lthkit.masks import Mask
+    from lthkit.prune_at_init import snip_scores
+
+    model = build_model("lenet300", (1, 28, 28), seed=0)
+    images, labels, mask = mnist_small.train.x[:50], mnist_small.train.y[:50], Mask.ones_like(model)
+    mine = REFERENCES["07.snip-score"](model, images=images, labels=labels, mask=mask)
+    assert all(torch.equal(mine[n], s) for n, s in snip_scores(model, images, labels, mask=mask).items())
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_the_kinds_reference_finds_lthkits_kinds_from_the_layers_alone(depth):
+    from lthkit.course.verdicts import REFERENCES
+    from lthkit.models import ViT
+
+    model = ViT((1, 28, 28), depth=depth)
+    assert REFERENCES["09.prunable-kinds"](model) == model.prunable_kinds()

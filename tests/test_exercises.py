@@ -298,11 +298,11 @@ def test_early_stop_one_evaluation_before_the_end_refuses_the_end():
              point(300, 0.35, 0.97, 0.2), point(400, 0.3, 0.96, 0.1), point(500, 0.32, 0.96, 0.05)]
     result = ArmResult.from_curve(curve)
     assert result.early_stop_iteration == 400
-    for answer in (400, 420, 450, 350):
+    for answer in (400, 420, 450, 350, 300):
         assert verdict("01.early-stop", answer, result=result).correct, answer
-    for answer, words in ((500, "training ends"), (490, "training ends"), (300, "test accuracy is highest")):
+    for answer in (500, 490, "500"):
         v = verdict("01.early-stop", answer, result=result)
-        assert not v.correct and words in v.message, (answer, v.message)
+        assert not v.correct and "training ends" in v.message, (answer, v.message)
 
 
 def test_global_hardest_hit_accepts_the_layer_in_any_case():

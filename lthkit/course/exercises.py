@@ -334,18 +334,21 @@ def _early_stop(answer, *, result) -> Verdict:
     number = read_number(answer)
     if number is None or number.percent:
         return Verdict(False, f"give an iteration number, not {answer!r}.")
-    value, stop = number.value, result.early_stop_iteration
+    value, stop, end = number.value, result.early_stop_iteration, curve[-1].iteration
+
+    def nearer(it: int) -> bool:
+        return it != stop and abs(value - it) <= spacing / 2 and abs(value - it) < abs(value - stop)
+
+    # Within one evaluation of the stop counts (a reading of the figure), but the end of training does not.
+    if abs(value - stop) <= spacing and not nearer(end):
+        return Verdict(True, f"early stopping stopped at iteration {stop}.")
     mistakes = [
         (max(curve, key=lambda p: p.val_accuracy).iteration, "validation accuracy is highest"),
         (max(curve, key=lambda p: p.test_accuracy).iteration, "test accuracy is highest"),
         (min(curve, key=lambda p: p.train_loss).iteration, "training loss is lowest"),
-        (curve[-1].iteration, "training ends"),
+        (end, "training ends"),
     ]
-    # Within one evaluation of the stop counts, unless the answer is nearer one of these mistakes' iterations.
-    near = [what for it, what in mistakes
-            if it != stop and abs(value - it) <= spacing / 2 and abs(value - it) < abs(value - stop)]
-    if abs(value - stop) <= spacing and not near:
-        return Verdict(True, f"early stopping stopped at iteration {stop}.")
+    near = [what for it, what in mistakes if nearer(it)]
     if near:
         return Verdict(False, f"iteration {value:g} is where {' and '.join(near)}: early stopping takes the "
                               "evaluation with the smallest validation loss.")

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from lthkit.course.progress import (PROGRESS_FILE, Entry, exercises_of, find_notebooks, notebook_progress,
-                                    read_verdicts, totals)
+from lthkit.course.progress import PROGRESS_FILE, Entry, find_notebooks, notebook_progress, read_verdicts, totals
 
 DEFAULT_TIMEOUT_S = 600
 FAILED, TIMED_OUT, MISSING = "failed", "timed out", "missing"
@@ -59,8 +58,9 @@ def learners(folder: Path) -> list[Path]:
 
 
 def run_notebook(learner: str, notebook: str, source: Path, work: Path, *, budget: str, timeout: int) -> Run:
-    """Run a copy of ``source``, ``learner``'s ``notebook``, in ``work`` (emptied first, so an earlier grading leaves nothing
-    behind), papermill's output and log beside it, and read the verdicts its checkers recorded."""
+    """Run a copy of ``source``, ``learner``'s ``notebook``, in ``work`` (emptied first: an earlier
+    grading leaves nothing behind), with papermill's output and log beside it, and read the verdicts
+    its checkers recorded. The kernel computes on one thread, as a sweep's jobs do."""
     from lthkit.sweep import Job, _run_notebook
 
     shutil.rmtree(work, ignore_errors=True)
@@ -83,16 +83,18 @@ def run_notebook(learner: str, notebook: str, source: Path, work: Path, *, budge
 
 def _what_went_wrong(executed: Path, log: Path) -> tuple[str, str]:
     """``TIMED_OUT`` or ``FAILED``, and the error's last line: nbclient's timeout as papermill
-    logged it, else the failed cell's exception from the executed notebook, else the log's last line."""
+    logged it, else the exception of the cell papermill marked as failed, else the log's last line."""
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
     for line in lines:
         if line.startswith("nbclient.exceptions.CellTimeoutError:"):
             return TIMED_OUT, line.partition(": ")[2]
     with contextlib.suppress(OSError, ValueError):
         for cell in nbformat.read(executed, as_version=4).cells:
-            for output in cell.get("outputs", []):
+            if cell.metadata.get("papermill", {}).get("status") != "failed":
+                continue
+            for output in cell.outputs:
                 if output.output_type == "error":
-                    return FAILED, f"{output.ename}: {output.evalue}".rstrip(": ")
+                    return FAILED, f"{output.ename}: {output.evalue}" if output.evalue else output.ename
     return FAILED, lines[-1] if lines else "papermill failed and logged nothing"
 
 
@@ -162,7 +164,7 @@ def grades_html(runs: list[Run], budget: str = "test") -> str:
     head = "".join(f'<th title="{e(nb)}">{e(x)}</th>' for nb, x in cols)
     rows = []
     for learner, cells in sorted(by_learner.items()):
-        marks = "".join(_cell(cells.get(col, Entry(col[1], MISSING, "not handed in"))) for col in cols)
+        marks = "".join(_cell(cells.get(col, Entry(col[1], MISSING, "not in this learner's copy"))) for col in cols)
         passed = sum(x.status == "pass" for x in cells.values())
         rows.append(f"<tr><th>{e(learner)}</th>{marks}<td>{passed} of {len(cols)}</td></tr>")
     legend = " ".join(f'<span style="color:{c}">{m or "(blank)"}</span> {e(s)}' for s, (m, c, _) in MARKS.items())

@@ -119,12 +119,15 @@ def exercises_of(notebook) -> list[str]:
 
 def output_dir_of(path: str | os.PathLike, notebook) -> Path | None:
     """Where ``notebook``, read from ``path``, records its progress: the ``output_dir`` of its
-    parameters cell (read by papermill's Python translator, as ``papermill --help-notebook`` does),
-    relative to the notebook's folder as a kernel started there takes it; None if the cell sets none."""
+    parameters cell, or of the cell papermill injected after it (both read by papermill's Python
+    translator, as ``papermill --help-notebook`` does), relative to the notebook's folder as a
+    kernel started there takes it; None if neither sets one."""
     from papermill.translators import PythonTranslator
 
-    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
-    found = {p.name: p.default for p in PythonTranslator.inspect(cell)} if cell is not None else {}
+    found = {}
+    for tag in ("parameters", "injected-parameters"):
+        cell = next((c for c in notebook.cells if tag in c.metadata.get("tags", [])), None)
+        found.update({p.name: p.default for p in PythonTranslator.inspect(cell)} if cell is not None else {})
     try:
         value = ast.literal_eval(found.get("output_dir", "None"))
     except (ValueError, SyntaxError):

@@ -239,7 +239,8 @@ def with_numpy(weights, mask, rate):
 
 @suite.right
 def clumsy_python_loop(weights, mask, rate):
-    alive = [(abs(float(w)), i) for i, (w, m) in enumerate(zip(weights.flatten(), mask.flatten())) if m == 1]
+    pairs = zip(weights.flatten().tolist(), mask.flatten().tolist())
+    alive = [(abs(w), i) for i, (w, m) in enumerate(pairs) if m == 1]
     alive.sort(reverse=True)  # largest first: ties among the smallest go in another order
     count = math.floor(rate * len(alive) + 0.5)
     new = mask.clone().flatten()

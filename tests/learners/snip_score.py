@@ -72,9 +72,26 @@ def prunes_the_model_itself(model, images, labels, mask):
                 * model.get_parameter(n.replace("weight", "weight_orig"))).abs().detach() for n in mask}
 
 
+@suite.wrong(r"changed the mask you were given")
+def masks_in_place_on_the_given_mask(model, images, labels, mask):
+    for n, m in mask.items():
+        m.mul_(model.get_parameter(n).detach())
+    weights = {n: m.clone().requires_grad_() for n, m in mask.items()}
+    params = {**{n: p.detach() for n, p in model.named_parameters()}, **weights}
+    loss = F.cross_entropy(torch.func.functional_call(model, params, (images,)), labels)
+    grads = torch.autograd.grad(loss, list(weights.values()))
+    return {n: (g * w).abs().detach() for (n, w), g in zip(weights.items(), grads)}
+
+
 @suite.wrong(r"one image \(the first\)")
 def first_image_only(model, images, labels, mask):
     g, w = _scores(model, images[:1], labels[:1], mask)
+    return {n: (g[n] * w[n]).abs().detach() for n in mask}
+
+
+@suite.wrong(r"first 32 images only")
+def one_minibatch_of_32(model, images, labels, mask):
+    g, w = _scores(model, images[:32], labels[:32], mask)
     return {n: (g[n] * w[n]).abs().detach() for n in mask}
 
 
@@ -84,6 +101,13 @@ def loop_keeps_the_last_image(model, images, labels, mask):
         g, w = _scores(model, images[i:i + 1], labels[i:i + 1], mask)
         scores = {n: (g[n] * w[n]).abs().detach() for n in mask}
     return scores
+
+
+@suite.wrong(r"one image \(image 37\)")
+def one_image_from_the_middle(model, images, labels, mask):
+    x, y = images[37].unsqueeze(0), labels[37].view(1)
+    g, w = _scores(model, x, y, mask)
+    return {n: (g[n] * w[n]).abs().detach() for n in mask}
 
 
 @suite.wrong(r"image by image")

@@ -43,6 +43,12 @@ def kthvalue_threshold_keeps_ties(scores, density):
     return (a >= threshold).float() + (a - a.detach())
 
 
+@suite.wrong(r">= at the threshold keeps every score tied")
+def quantile_threshold(scores, density):
+    a = scores.abs()
+    return (a >= a.detach().quantile(1 - density)).float() + (a - a.detach())
+
+
 @suite.wrong(r"> at the threshold drops every score tied")
 def strict_threshold_drops_ties(scores, density):
     a = scores.abs()
@@ -67,9 +73,22 @@ def ranks_each_row(scores, density):
     return hard.view_as(a) + (a - a.detach())
 
 
+@suite.wrong(r"each row")
+def topk_along_the_last_dimension(scores, density):
+    a = scores.abs()
+    k = round(density * a.numel())
+    hard = torch.zeros_like(a).scatter_(-1, a.detach().topk(min(k, a.shape[-1]), dim=-1).indices, 1.0)
+    return hard + (a - a.detach())
+
+
 @suite.wrong(r"no gradient reaches")
 def forgets_the_straight_through(scores, density):
     return _hard(scores.abs(), round(density * scores.numel()))
+
+
+@suite.wrong(r"no gradient reaches")
+def a_new_leaf_that_requires_grad(scores, density):
+    return _hard(scores.abs(), round(density * scores.numel())).requires_grad_()
 
 
 @suite.wrong(r"only the kept weights")

@@ -108,14 +108,24 @@ def _model_changed(model: nn.Module, before: dict) -> str | None:
     return None
 
 
-def _per_image(model: nn.Module, mask: Mask, images, labels, weights: dict) -> torch.Tensor:
-    """The sum over images of each image's own |g * w|: what a loop taking .abs() per image gives."""
-    total = {n: torch.zeros_like(w) for n, w in weights.items()}
+def _image_by_image(model: nn.Module, mask: Mask, images, labels, weights: dict,
+                    matches: Callable[[torch.Tensor], bool]) -> str | None:
+    """The mistakes of a loop over the images: the scores of one image alone (which one), or the sum of each
+    image's own |g * w|."""
+    names = list(mask)
+    total = torch.zeros(sum(weights[n].numel() for n in names), dtype=torch.float64)
     for i in range(len(images)):
         grads = _grads(model, mask, images[i:i + 1], labels[i:i + 1])
-        for n in total:
-            total[n] += (grads[n].double() * weights[n]).abs()
-    return torch.cat([total[n].flatten() for n in mask])
+        score = torch.cat([(grads[n].double() * weights[n]).abs().flatten() for n in names])
+        if matches(score):
+            which = "the first" if i == 0 else "the last" if i == len(images) - 1 else f"image {i}"
+            return (f"your scores come from one image ({which}): SNIP's g is the gradient of the mean cross-entropy "
+                    "over the whole batch of images given")
+        total += score
+    if matches(total):
+        return ("you took |g * w| image by image and added them up: SNIP takes the gradient of the batch's mean "
+                "loss first, then |g * w| once; the signs of different images cancel")
+    return None
 
 
 def _diagnose(model: nn.Module, mask: Mask, images, labels, mine: dict, truth: dict) -> str:
@@ -174,14 +184,15 @@ def _diagnose(model: nn.Module, mask: Mask, images, labels, mine: dict, truth: d
         if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
             return ("you used the model's own predictions (output.argmax) as the labels: take the cross-entropy "
                     "against the labels given")
-    for which, one in (("first", slice(0, 1)), ("last", slice(-1, None))):
-        g = _grads(model, mask, images[one], labels[one])
-        if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
-            return (f"your scores come from one image (the {which}): SNIP's g is the gradient of the mean "
-                    "cross-entropy over the whole batch of images given")
-    if matches(_per_image(model, mask, images, labels, weights)):
-        return ("you took |g * w| image by image and added them up: SNIP takes the gradient of the batch's mean "
-                "loss first, then |g * w| once; the signs of different images cancel")
+    for k in (10, 16, 32, 50, 64):
+        if k < len(images):
+            g = _grads(model, mask, images[:k], labels[:k])
+            if matches(flat({n: g[n].double() * weights[n] for n in names}).abs()):
+                return (f"your scores come from the first {k} images only: SNIP's g is the gradient of the mean "
+                        "cross-entropy over the whole batch of images given")
+    said = _image_by_image(model, mask, images, labels, weights, matches)
+    if said:
+        return said
     k = max(1, int(alive.sum()) // 20)
     top_right = set(right[alive].topk(k).indices.tolist())
     overlap = len(top_right & set(whole[alive].topk(k).indices.tolist())) / k
@@ -196,10 +207,17 @@ def _snip_score_exercise(fn, *, data=None) -> Verdict:
     def cases() -> str:
         model, mask, images, labels = _snip_setup(data)
         before = _state(model)
-        out = _run(fn, model, images.clone(), labels.clone(), {n: m.clone() for n, m in mask.items()})
+        given = images.clone(), labels.clone(), {n: m.clone() for n, m in mask.items()}
+        out = _run(fn, model, *given)
         changed = _model_changed(model, before)
         if changed:
             raise Mistake(changed)
+        for what, mine, theirs in (("images", given[0], images), ("labels", given[1], labels)):
+            if not torch.equal(mine, theirs):
+                raise Mistake(f"you changed the {what} you were given in place: a score only reads them")
+        if not all(torch.equal(given[2][n], m) for n, m in mask.items()):
+            raise Mistake("you changed the mask you were given in place: multiply copies, weight * mask, and leave "
+                          "the mask as it is")
         if out is None:
             raise Mistake("your function returned None: return the dict {weight name: scores}")
         if not isinstance(out, Mapping) or set(out) != set(mask):
@@ -209,6 +227,8 @@ def _snip_score_exercise(fn, *, data=None) -> Verdict:
         for n, m in mask.items():
             if not isinstance(out[n], torch.Tensor) or out[n].shape != m.shape:
                 raise Mistake(f"the scores of {n} must be one per weight, a tensor of shape {tuple(m.shape)}")
+            if not out[n].is_floating_point():
+                raise Mistake(f"the scores of {n} must be real numbers, |g * w| as floats, not {out[n].dtype}")
         mine = {n: out[n].detach().cpu().double() for n in mask}
         truth = {n: s.double() for n, s in snip_scores(model, images, labels, mask=mask).items()}
         whole = torch.cat([mine[n].flatten() for n in mask])

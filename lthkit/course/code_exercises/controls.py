@@ -36,7 +36,8 @@ def _std_hint(std: float, weight: torch.Tensor) -> str:
     fan_in = weight[0].numel()
     known = {" (that is PyTorch's default, reset_parameters)": 1 / math.sqrt(3 * fan_in),
              " (that is Kaiming/He's, kaiming_normal_)": _kaiming_std(weight),
-             " (that is N(0, 1): normal_ without std)": 1.0}
+             " (that is N(0, 1): normal_ without std)": 1.0,
+             " (that is xavier_normal_ with a ReLU gain, sqrt(2) too large)": math.sqrt(2) * _glorot_std(weight)}
     return next((hint for hint, s in known.items() if abs(std - s) < 0.05 * s), "")
 
 
@@ -57,7 +58,12 @@ def _reseeded(got: dict[str, torch.Tensor], mask: Mask) -> tuple[str, str] | Non
     return None
 
 
-@exercise("04.reinit", reference=lambda model, mask, seed: reinitialize(model, Mask(mask), seed))
+def _reinit_reference(model: nn.Module, mask: dict, seed: int) -> nn.Module:
+    """lthkit's reinit control with the learner's signature, as ``lthkit.imp.Rules`` runs it."""
+    return reinitialize(model, Mask(mask), seed)
+
+
+@exercise("04.reinit", reference=_reinit_reference)
 def _reinit_exercise(fn) -> Verdict:
     def cases() -> str:
         model, mask = _control_setup()
@@ -154,12 +160,12 @@ def _judge_structure(drawn: Mask, ticket: Mask) -> None:
     """Raise ``Mistake`` when a layer's mask keeps the ticket's count per row or column, or its positions
     cluster or spread evenly in a way a uniform draw almost never does."""
     for n in ("fc1.weight", "fc2.weight"):
-        for dim, unit in ((1, "row (unit)"), (0, "column (input)")):
-            counts, ratio = _spread(drawn[n], dim)
-            if torch.equal(counts.sort().values, ticket[n].sum(dim=dim).sort().values):
-                raise Mistake(f"{n}: your mask keeps the ticket's number of weights in each {unit}, only moved "
-                              f"around (permuting rows or columns, or shifting, flipping or rolling the ticket's "
-                              f"mask does that): {STRUCTURE_MATTERS}")
+        kept = [unit for dim, unit in ((1, "row (unit)"), (0, "column (input)"))
+                if torch.equal(drawn[n].sum(dim=dim).sort().values, ticket[n].sum(dim=dim).sort().values)]
+        if kept:
+            raise Mistake(f"{n}: your mask keeps the ticket's number of weights in each {' and each '.join(kept)}, "
+                          f"only moved around (permuting rows or columns, or shifting, flipping or rolling the "
+                          f"ticket's mask does that): {STRUCTURE_MATTERS}")
     for n in ("fc1.weight", "fc2.weight"):
         overlap = float((drawn[n] * ticket[n]).sum()) / ticket.alive(n)
         density = ticket.alive(n) / ticket.size(n)
@@ -173,15 +179,20 @@ def _judge_structure(drawn: Mask, ticket: Mask) -> None:
                 raise Mistake(f"{n}: the number of weights per {unit} varies {ratio:.0f} times as much as in a "
                               f"uniform draw: your positions keep the ticket's structure; {STRUCTURE_MATTERS}")
             if ratio < 0.25:
-                raise Mistake(f"{n}: every {unit} keeps nearly the same number of weights ({ratio:.2f} times a "
+                raise Mistake(f"{n}: every {unit} keeps nearly the same number of weights ({ratio:.2g} times a "
                               f"uniform draw's variance), as evenly spaced positions do: draw the positions "
                               f"uniformly at random (torch.randperm(m.numel(), generator=generator))")
-        if abs(overlap - density) > 0.02:
+        if abs(overlap - density) > 6 * math.sqrt(density * (1 - density) / ticket.alive(n)):  # 6 sd of a uniform draw
             raise Mistake(f"{n}: {overlap:.0%} of your positions are the ticket's, where a uniform draw gives "
                           f"about {density:.0%}: draw every position with equal chance, wherever the ticket's are")
 
 
-@exercise("04.random-mask", reference=lambda mask, generator: random_mask_like(Mask(mask), generator))
+def _random_mask_reference(mask: dict, generator: torch.Generator) -> Mask:
+    """lthkit's random-mask control with the learner's signature (``random_mask_like``)."""
+    return random_mask_like(Mask(mask), generator)
+
+
+@exercise("04.random-mask", reference=_random_mask_reference)
 def _random_mask_exercise(fn) -> Verdict:
     def cases() -> str:
         ticket = _structured_ticket()
@@ -209,9 +220,15 @@ def _random_mask_exercise(fn) -> Verdict:
             if drawn.alive() == ticket.alive():
                 raise Mistake(f"the total is right but not each layer's count ({wrong}): draw each layer's positions "
                               f"separately, keeping its own number of weights")
-            raise Mistake(f"wrong number of weights per layer (yours, the ticket's: {wrong}): choose exactly as many "
-                          f"positions as the ticket keeps in each layer (torch.randperm), not each weight with a "
-                          f"probability, which matches the count only on average")
+            if all(c[0] == ticket.size(n) - c[1] for n, c in wrong.items()):
+                raise Mistake(f"you kept as many weights as the ticket prunes (yours, the ticket's: {wrong}): keep as "
+                              f"many as it keeps, the 1s of each mask (int(m.sum()))")
+            if all(2 < abs(c[0] - c[1]) < 6 * math.sqrt(c[1] + 1) for c in wrong.values()):  # a Bernoulli draw's error
+                raise Mistake(f"wrong number of weights per layer (yours, the ticket's: {wrong}): choose exactly as "
+                              f"many positions as the ticket keeps in each layer (torch.randperm), not each weight "
+                              f"with a probability, which matches the count only on average")
+            raise Mistake(f"wrong number of weights per layer (yours, the ticket's: {wrong}): keep exactly as many "
+                          f"as the ticket keeps in each layer, int(m.sum())")
         again = Mask(_run(fn, {n: m.clone() for n, m in ticket.items()}, generator("check", 0)))
         if again != drawn:
             raise Mistake("two calls with equal generators gave different masks: draw with the generator you are "

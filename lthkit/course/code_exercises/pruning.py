@@ -41,17 +41,18 @@ ROUNDINGS: dict[str, tuple[Callable[[float], int], str]] = {
 
 
 def name_the_rounding(counts: list[tuple[float, int, int, str]]) -> None:
-    """Raise ``Mistake`` when a single wrong way of rounding explains every ``(rate, alive, removed, case)``:
-    one case alone rarely tells floor from round-half-even, several do."""
+    """Raise ``Mistake`` when a wrong way of rounding explains every ``(rate, alive, removed, case)``: one case
+    alone rarely tells floor from round-half-even, several do (or leave two candidates, both named)."""
     if all(removed == count_to_prune(rate, alive) for rate, alive, removed, _ in counts):
         return
     fits = [name for name, (rule, _) in ROUNDINGS.items()
             if all(removed == rule(rate * alive) for rate, alive, removed, _ in counts)]
-    if len(fits) != 1:
+    if not fits or len(fits) > 2:
         return
     rate, alive, removed, case = next(c for c in counts if c[2] != count_to_prune(c[0], c[1]))
-    raise Mistake(f"{case}: {ROUNDINGS[fits[0]][1]}: {rate:g} x {alive} = {rate * alive:g}, you removed {removed} "
-                  f"weights; {HALF_UP}, gives {count_to_prune(rate, alive)}")
+    named = " or ".join(ROUNDINGS[f][1] for f in fits)  # two when these counts cannot tell them apart
+    raise Mistake(f"{case}: {named}: you removed {removed} weights where {rate:g} x {alive} = {rate * alive:g} "
+                  f"gives {count_to_prune(rate, alive)}; {HALF_UP}")
 
 
 def checked_mask(new, mask: torch.Tensor, case: str) -> torch.Tensor:
@@ -105,10 +106,11 @@ def _name_the_count(weights: torch.Tensor, alive: torch.Tensor, removed: torch.T
                       f"pruned weights do not count toward the rate: remove {want}, {rate:g} of the {n_alive} "
                       f"still alive")
     if pruned and n_removed < want and n_removed + pruned in {want, count_to_prune(rate, size)}:
-        raise Mistake(f"{case}: {'nothing new was removed' if n_removed == 0 else f'only {n_removed} new weights were removed'}: "
-                      f"the {pruned} weights pruned earlier ranked among the smallest and took the places, and "
-                      f"already-pruned weights must not count toward the rate; rank only the {n_alive} alive weights")
-    if n_removed > want and n_removed:
+        what = "nothing new was removed" if n_removed == 0 else f"only {n_removed} new weights were removed"
+        raise Mistake(f"{case}: {what}: the {pruned} weights pruned earlier ranked among the smallest and took "
+                      f"the places, and already-pruned weights must not count toward the rate; rank only the "
+                      f"{n_alive} alive weights")
+    if n_removed > want:
         top = magnitude[removed].max()
         if int((magnitude[alive] == top).sum()) > 1:
             raise Mistake(f"{case}: you removed {n_removed} weights instead of {want}: several weights tie at the "

@@ -53,9 +53,9 @@ def _plain(out: nn.Module) -> None:
     attribute (the parameter becomes ``weight_orig``)."""
     wrapped = sorted(k[: -len("_orig")] for k in out.state_dict() if k.endswith("_orig"))
     if wrapped:
-        raise Mistake(f"your ticket still carries torch.nn.utils.prune's weight_orig and weight_mask ({', '.join(wrapped)}): "
-                      f"IMP's loop trains plain weights, so make the pruning permanent before returning it, "
-                      f"torch.nn.utils.prune.remove(module, 'weight') for each layer")
+        raise Mistake(f"your ticket still carries torch.nn.utils.prune's weight_orig and weight_mask "
+                      f"({', '.join(wrapped)}): IMP's loop trains plain weights, so make the pruning permanent "
+                      f"before returning it, torch.nn.utils.prune.remove(module, 'weight') for each layer")
 
 
 def judge_rewind(fn: Callable, trained: nn.Module, initial: dict, mask: Mask) -> nn.Module:
@@ -102,8 +102,9 @@ def _judge_biases(got: dict, expected: dict, trained_state: dict) -> None:
     if all(bool((got[n] == 0).all()) for n in wrong):
         raise Mistake(f"you set the biases to zero ({', '.join(wrong)}) instead of rewinding them: their initial "
                       f"values in `initial` are not zero here, so load them from `initial` with the weights")
-    raise Mistake(f"the biases are not rewound ({', '.join(wrong)}"
-                  f"{', they hold their trained values' if all(torch.equal(got[n], trained_state[n]) for n in wrong) else ''}): "
+    trained = all(torch.equal(got[n], trained_state[n]) for n in wrong)
+    held = ", they hold their trained values" if trained else ""
+    raise Mistake(f"the biases are not rewound ({', '.join(wrong)}{held}): "
                   f"the whole network goes back to initialisation, biases included (they are not pruned, but "
                   f"they are rewound)")
 
@@ -186,10 +187,10 @@ def _judge_new_mask(trained: nn.Module, init: nn.Module, mask: Mask, rates: dict
     name_the_rounding([(rates[n], mask.alive(n), int(removed[n].sum()), f"{case}, {n}") for n in mask])
     wrong_counts = [n for n in mask if int(removed[n].sum()) != count_to_prune(rates[n], mask.alive(n))]
     if wrong_counts and _ranked_together(params, removed, new_mask):
-        raise Mistake(f"{case}: you ranked the weights of the whole network together (global pruning): {wrong_counts[0]} "
-                      f"lost {int(removed[wrong_counts[0]].sum())} weights instead of "
-                      f"{count_to_prune(rates[wrong_counts[0]], mask.alive(wrong_counts[0]))}; prune each layer "
-                      f"separately, at its own rate rates[name] (prune_layer on each weight)")
+        n = wrong_counts[0]
+        raise Mistake(f"{case}: you ranked the weights of the whole network together (global pruning): {n} lost "
+                      f"{int(removed[n].sum())} weights instead of {count_to_prune(rates[n], mask.alive(n))}; prune "
+                      f"each layer separately, at its own rate rates[name] (prune_layer on each weight)")
     for n in mask:
         judge_pruned(params[n], mask[n], rates[n], new_mask[n], f"{case}, {n}")
     return new_mask
@@ -212,10 +213,14 @@ def _judge_round(fn, data, init: nn.Module, initial: dict, trained: nn.Module, m
         raise Mistake(f"return two things, (new_mask, ticket), not {type(out).__name__}")
     if isinstance(out[0], nn.Module) and not isinstance(out[1], nn.Module):
         raise Mistake("you returned (ticket, new_mask): return them the other way round, (new_mask, ticket)")
+    once = (f"call train(ticket, new_mask) once, after pruning and rewinding; you called it {len(trainer.calls)} "
+            f"times")
+    if len(trainer.calls) > 1:  # training before pruning changes the weights the mask is judged on
+        raise Mistake(once)
     new_mask = _judge_new_mask(trained, init, mask, rates, out[0], case)
     ticket = out[1]
-    if len(trainer.calls) != 1:
-        raise Mistake(f"call train(ticket, new_mask) once; you called it {len(trainer.calls)} times")
+    if not trainer.calls:
+        raise Mistake(once)
     start, given_mask = trainer.calls[0]
     if given_mask is None:
         raise Mistake("you trained without the mask: pruned weights regrow in training. Pass it: "

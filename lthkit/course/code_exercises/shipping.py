@@ -27,8 +27,16 @@ def _check_pair(out) -> tuple[torch.Tensor, torch.Tensor]:
         raise Mistake("your function returned None: return the pair (bits, values)")
     if isinstance(out, tuple) and len(out) == 2 and any(isinstance(t, np.ndarray) for t in out):
         raise Mistake("return torch tensors, not numpy arrays: wrap np.packbits's bytes in torch.from_numpy")
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
-        raise Mistake("return two tensors, (bits, values)")
+    if isinstance(out, list) and len(out) == 2:
+        raise Mistake("return a tuple of two tensors, (bits, values), not a list")
+    if isinstance(out, tuple) and len(out) == 2 and not all(isinstance(t, torch.Tensor) for t in out):
+        raise Mistake(f"return two tensors, (bits, values), not ({type(out[0]).__name__}, {type(out[1]).__name__}): "
+                      "torch.from_numpy turns numpy's bytes into one")
+    if isinstance(out, (tuple, list)) and len(out) != 2:
+        raise Mistake(f"return exactly two tensors, (bits, values), not {len(out)} things: the shape is the "
+                      "layer's own")
+    if not isinstance(out, tuple):
+        raise Mistake(f"return two tensors, (bits, values), not {type(out).__name__}")
     first, second = out
     if first.is_floating_point() and not second.is_floating_point():
         raise Mistake("you returned (values, bits): return them in the order (bits, values)")
@@ -78,14 +86,14 @@ def _bitmask_case(fn, weight: torch.Tensor, keep: torch.Tensor) -> None:
         raise Mistake(f"the values should be a flat tensor of the kept weights, not of shape {tuple(values.shape)}: "
                       "weight[mask] with a bool mask gives one (indices from nonzero() need .flatten())")
     if values.numel() == n:
-        raise Mistake("you stored every weight, pruned zeros included: keep only the weights the mask keeps")
+        raise Mistake("you stored every weight, the pruned ones included: keep only the weights the mask keeps")
     if values.dtype != torch.float32:
         raise Mistake(f"store the values as float32 (4 bytes each), not {values.dtype}")
     if values.numel() != kept or not torch.equal(values, right["values"]):
-        if values.numel() == int((weight != 0).sum()):
+        if torch.equal(values, weight[weight != 0]) or torch.equal(values, weight[keep & (weight != 0)]):
             raise Mistake("you kept the non-zero weights: a kept weight can be exactly zero, so select by the "
                           "mask, weight[mask]")
-        if values.numel() == kept and torch.equal(values, weight.T[keep.T]):
+        if torch.equal(values, weight.T[keep.T]):
             raise Mistake("your values go column by column: take them row by row, weight[mask], the order of the "
                           "bits")
         raise Mistake(f"the values should be the {kept} kept weights in row-major order, weight[mask]")
@@ -96,9 +104,9 @@ def _bitmask_exercise(fn) -> Verdict:
     from lthkit.export import expand_layer
 
     def cases() -> str:
-        weight = torch.tensor([[0.5, 0.0, -0.25, 0.0, 0.75, 0.0], [0.0, -1.5, 0.0, 0.0, 0.0, 2.0]])
+        weight = torch.tensor([[0.5, 0.0, -0.25, 0.0, 0.75, 0.0], [0.0, -1.5, 0.0, 0.3, 0.0, 2.0]])
         keep = torch.tensor([[True, True, True, False, True, False], [False, True, False, False, False, True]])
-        _bitmask_case(fn, weight, keep)  # a kept weight (row 0, column 1) is exactly zero
+        _bitmask_case(fn, weight, keep)  # a kept weight (row 0, column 1) is zero, a dropped one (row 1, column 3) not
         g = generator("exercise", 10)
         layer = torch.randn(300, 784, generator=g)
         keep = torch.rand(300, 784, generator=g) < 0.035

@@ -66,9 +66,14 @@ def _check_names(out: dict, right: dict[str, str], depth: int) -> None:
     if extra:
         raise Mistake(f"{sorted(extra)} are not weights of this network (it has {depth} blocks): loop over "
                       "model.named_parameters() instead of naming them")
-    if missing and depth == 3 and all(n.startswith("blocks.2.") for n in missing):
+    if missing and depth == 3 and missing == {n for n in right if n.startswith("blocks.2.")}:
         raise Mistake("right for two blocks only: with three blocks you missed "
                       f"{sorted(missing)}; loop over the model's parameters instead of naming them")
+    blocks = sorted({int(n.split(".")[1]) for n in missing if n.startswith("blocks.")})
+    if blocks and missing == {n for n in right if n.startswith(tuple(f"blocks.{i}." for i in blocks))}:
+        raise Mistake(f"you left out every weight of block{'s' * (len(blocks) > 1)} {', '.join(map(str, blocks))} "
+                      f"(of {depth}): loop over "
+                      "all of model.blocks, or over model.named_parameters()")
     if "embed.weight" in missing:
         raise Mistake("the patch embedding (embed.weight) is a weight matrix like any other: kind embedding")
     if "head.weight" in missing:
@@ -84,9 +89,11 @@ def _check_names(out: dict, right: dict[str, str], depth: int) -> None:
 def _check_kinds(out: dict, right: dict[str, str]) -> None:
     unknown = sorted({k for k in out.values() if k not in KINDS})
     if unknown and all(k.strip().lower() in KINDS for k in unknown):
-        raise Mistake(f"the kinds are lowercase words, {', '.join(map(repr, KINDS))}; not {', '.join(map(repr, unknown))}")
+        raise Mistake(f"the kinds are lowercase words, {', '.join(map(repr, KINDS))}; "
+                      f"not {', '.join(map(repr, unknown))}")
     if unknown:
-        raise Mistake(f"{', '.join(map(repr, unknown))} is not a kind: the kinds are {', '.join(map(repr, KINDS))}")
+        verb = "is not a kind" if len(unknown) == 1 else "are not kinds"
+        raise Mistake(f"{', '.join(map(repr, unknown))} {verb}: the kinds are {', '.join(map(repr, KINDS))}")
     wrong = {n: (out[n], k) for n, k in right.items() if out[n] != k}
     if "head.weight" in wrong:
         raise Mistake(f"the head is the output layer: kind output, not {wrong['head.weight'][0]!r}; it is "
