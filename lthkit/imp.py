@@ -156,6 +156,10 @@ def _checked_model(rule: str, model, mask: Mask) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise RuleError(f"your {rule} must return the model, not {type(model).__name__}")
     params = dict(model.named_parameters())
+    wrapped = [n for n in params if n.endswith("_orig")]
+    if wrapped:
+        raise RuleError(f"your {rule} returned a model still pruned with torch.nn.utils.prune ({wrapped[0]}): "
+                        f"call torch.nn.utils.prune.remove(module, 'weight') on each layer")
     for name, m in mask.items():
         if bool((params[name].detach().cpu()[m.cpu() == 0] != 0).any()):
             raise RuleError(f"your {rule} left pruned weights of {name} non-zero: apply the mask")
