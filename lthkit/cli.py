@@ -75,7 +75,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="how the networks of a round train together: stacked into one computation (on CUDA captured "
                         "as a CUDA graph), loop (one after another in each step: each bit for bit as alone), or auto, "
-                        "what is faster on the device (stacked on CUDA, loop on a CPU; the run says which). "
+                        "what has been measured faster (for now the loop everywhere: stacked has not yet run on a "
+                        "GPU; the run says which). "
                         "Default: auto")
 
 

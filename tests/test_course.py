@@ -177,7 +177,7 @@ def test_exercise_checkers_accept_the_right_answer_and_refuse_others(small_run, 
     result = small_run.rounds[0].arms["ticket"]
     spacing = result.curve[1].iteration - result.curve[0].iteration
     assert verdict("01.early-stop", result.early_stop_iteration, result=result).correct
-    assert verdict("01.early-stop", result.early_stop_iteration + spacing, result=result).correct
+    assert verdict("01.early-stop", result.early_stop_iteration - spacing, result=result).correct
     assert not verdict("01.early-stop", result.early_stop_iteration + 2 * spacing + 1, result=result).correct
     check("00.train-size", None)
     check("00.train-size", 55000)
