@@ -11,9 +11,16 @@ take the paper's value for the chosen model, and the run prints each setting tha
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import re
+import shlex
 import sys
 from pathlib import Path
 
+import torch
+
+from lthkit import files
 from lthkit.catalogue import DATASETS
 from lthkit.config import TEXT_TYPES, ConfigError, ExperimentConfig, make_config, setting_fields, setting_names
 from lthkit.data import DataMissingError
@@ -25,6 +32,7 @@ from lthkit.course.grade import DEFAULT_TIMEOUT_S, GradeError
 from lthkit.fetch import FetchError, check, fetch
 from lthkit.imp import run_imp, run_imp_seeds, ticket_costs
 from lthkit.results import print_arm
+from lthkit.sparse_training import SparseConfig, run_sparse
 from lthkit.stacked import ENGINES
 from lthkit.sweep import CELL_TIMEOUT_S, SweepError, parse_seeds
 
@@ -51,7 +59,7 @@ def _add_setting_options(p: argparse.ArgumentParser, command: str) -> None:
         if opt.group and opt.group not in groups:
             groups[opt.group] = p.add_mutually_exclusive_group()
         target = groups[opt.group] if opt.group else p
-        details: dict = {"help": opt.help, "dest": f.name}
+        details: dict = {"help": _naming_choices(opt.help, opt.choices), "dest": f.name}
         if f.type in ("bool", "bool | None"):
             details["action"] = argparse.BooleanOptionalAction
         else:
@@ -60,6 +68,12 @@ def _add_setting_options(p: argparse.ArgumentParser, command: str) -> None:
             if opt.choices:
                 details["choices"] = list(opt.choices)
         target.add_argument(opt.flag or "--" + f.name.replace("_", "-"), **details)
+
+
+def _naming_choices(help: str, choices) -> str:
+    """An option's help that names every value it takes (argparse's {a,b} gives way to the metavar)."""
+    missing = [c for c in choices or () if not re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", help)]
+    return f"{help}; one of {', '.join(choices)}" if missing else help
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -71,7 +85,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for results.json and checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (they show only on a terminal anyway)")
+    p.add_argument("--threads", type=_positive, metavar="N",
+                   help=f"CPU threads to compute on (default: PyTorch's, {torch.get_num_threads()} here, or "
+                        f"OMP_NUM_THREADS). Recorded with the run: the thread count changes the last bits of "
+                        f"the results, so a resume on another is refused")
+    p.add_argument("--other-threads", action="store_true",
+                   help="resume even on another thread count than the run's rounds so far (said; later rounds "
+                        "then differ in their last bits from an uninterrupted run)")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="how the networks of a round train together: stacked into one computation (on CUDA captured "
                         "as a CUDA graph), loop (one after another in each step: each bit for bit as alone), or auto, "
@@ -102,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "'lthkit imp --rounds 0 --controls \'\''). Writes OUT/results.json.")
     _add_setting_options(train, "train")
     _add_run_options(train)
+    _add_sparse_options(train)
 
     data = sub.add_parser("data", help="download or verify the course's datasets",
                           description="Fetch every dataset the course uses, each file checked against its "
@@ -304,7 +326,7 @@ def _collect(args: argparse.Namespace) -> int:
         for setting, seed, key, run, _ in finished_runs(args.folder):
             if run != "run":  # a notebook job's runs: not a reference run
                 continue
-            settings = json.loads((args.folder / key / "job.json").read_text())["settings"]
+            settings = files.read_json(args.folder / key / "job.json")["settings"]
             try:
                 name = args.reference.format(**{k.replace("-", "_"): v for k, v in settings.items()})
             except (KeyError, IndexError) as err:
@@ -366,9 +388,86 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- dynamic sparse training: lthkit train --sparse rigl|set|static (lthkit.sparse_training) ---------------
+
+
+def _add_sparse_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of ``SparseConfig``; without ``--sparse``, ``lthkit train`` trains dense."""
+    from dataclasses import fields
+
+    for f in fields(SparseConfig):
+        opt = f.metadata["option"]
+        p.add_argument(opt.flag or "--" + f.name.replace("_", "-"), dest=f"sparse_{f.name}", help=opt.help,
+                       type={"float": float, "int": int}.get(f.type, str), choices=opt.choices,
+                       metavar=None if opt.choices else f.name.upper())
+
+
+def _sparse(args: argparse.Namespace, config: ExperimentConfig) -> int:
+    from dataclasses import fields
+
+    sparse = SparseConfig(**{f.name: getattr(args, f"sparse_{f.name}") for f in fields(SparseConfig)
+                             if getattr(args, f"sparse_{f.name}") is not None})
+    run = run_sparse(config, sparse, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{sparse.method} at {run.mask.weights_remaining():.2%} of the weights: "
+          f"{run.result.early_stop_test_accuracy:.2%} at early stop (iteration {run.result.early_stop_iteration}), "
+          f"{run.result.test_accuracy:.2%} at the end; {len(run.updates)} mask updates moved "
+          f"{sum(sum(u.moved.values()) for u in run.updates):,} connections")
+    print(f"results in {args.out / 'results.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _at_the_edge(parser, args, sys.argv[1:] if argv is None else list(argv)):
+        return _command(args, parser)
+
+
+USER_ERRORS = (ConfigError, DataMissingError, SweepError, FetchError, GradeError)
+"""What a user can cause and the message mends: each says what to change."""
+
+
+@contextlib.contextmanager
+def _at_the_edge(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]):
+    """The one place where an error a user can cause becomes one line that names the file or setting
+    and says what to do, and Ctrl-C says how to go on; anything else is a bug and keeps its traceback."""
+    prefix = f"lthkit {args.command}: error: " if args.command in ("sweep", "grade") else "lthkit: error: "
+    try:
+        yield
+    except KeyboardInterrupt:
+        parser.exit(130, f"\nlthkit {args.command}: stopped. {_how_to_go_on(args, argv)}\n")
+    except USER_ERRORS as err:
+        parser.exit(2, f"{prefix}{err}\n")
+    except OSError as err:
+        parser.exit(2, f"{prefix}{_os_message(err)}\n")
+
+
+def _how_to_go_on(args: argparse.Namespace, argv: list[str]) -> str:
+    """After Ctrl-C: every file is whole (written atomically); what the command does to go on."""
+    if args.command in ("imp", "train"):
+        again = [a for a in argv if a != "--overwrite"] + ([] if "--resume" in argv else ["--resume"])
+        return (f"Finished rounds and the last checkpoint are kept in {args.out}: resume with --resume "
+                f"(lthkit {shlex.join(again)})")
+    return {"sweep": "Finished jobs are kept: submit the same sweep again to go on with the others",
+            "data": "Verified files are kept: run the same command again to fetch the rest"}.get(
+        args.command, "Nothing was left half-written: run it again")
+
+
+def _os_message(err: OSError) -> str:
+    """An operating system's refusal, with the file it concerns and what to do about it."""
+    if err.filename is None:
+        return str(err)
+    advice = {errno.EACCES: "choose a place you may write to", errno.EPERM: "choose a place you may write to",
+              errno.EROFS: "the file system is read-only: choose a place on another",
+              errno.EISDIR: "it is a folder: give a file's name",
+              errno.ENOTDIR: "a part of the path is a file, not a folder",
+              errno.ENOSPC: "the disk is full: free some space or choose another place",
+              errno.ENOENT: "check the path"}.get(err.errno, "check the path and its permissions")
+    return f"{err.filename}: {err.strerror or err}: {advice}"
+
+
+def _command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the command ``args`` names (``main`` turns what a user can cause into messages)."""
     if args.command == "progress":
         return _progress(args)
     if args.command == "grade":
@@ -391,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             return _collect(args) if args.action == "collect" else _sweep(args)
         except SweepError as err:
             parser.exit(2, f"lthkit sweep: error: {err}\n")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.deterministic:
         use_deterministic()  # before anything touches the GPU: cuBLAS reads its workspace setting once
     try:
@@ -398,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and args.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: choose one")
         _print_departures(config)
+        if getattr(args, "sparse_method", None):
+            return _sparse(args, config)
         seeds = getattr(args, "seeds", None)
         if seeds is not None and args.seed is not None:
             raise ConfigError("give --seed (one run) or --seeds (several), not both")
@@ -405,11 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         if seeds is None:
             runs = {config.seed: (args.out, run_imp(config, args.out, resume=args.resume, overwrite=args.overwrite,
                                                     progress=not args.quiet, on_arm=print_arm, dense_from=dense_from,
-                                                    engine=args.engine))}
+                                                    engine=args.engine, other_threads=args.other_threads))}
         else:
             chosen = parse_seeds(seeds)
             found = run_imp_seeds(config, chosen, args.out, resume=args.resume, overwrite=args.overwrite,
                                   progress=not args.quiet, dense_from=dense_from, engine=args.engine,
+                                  other_threads=args.other_threads,
                                   on_arm=lambda seed, *arm: print_arm(*arm, seed=seed))
             runs = {seed: (args.out / f"seed{seed}", results) for seed, results in zip(chosen, found)}
         for seed, (out, results) in runs.items():

@@ -21,7 +21,6 @@ any batch size; a dense graph: ONNX runtimes multiply the zeros too), and report
 from __future__ import annotations
 
 import io
-import json
 import math
 import warnings
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lthkit import files
 from lthkit.data import dataset_info, load_dataset
 from lthkit.masks import Mask
 from lthkit.models import build_model
@@ -102,14 +102,14 @@ def save_compact(model: nn.Module, mask: Mask, path: str | Path, *, model_name: 
     state = model.state_dict()
     tensors = {name: (compact_layer(t, mask[name]) if name in mask else t.detach().cpu().clone())
                for name, t in state.items()}
-    torch.save({"lthkit_compact": COMPACT_VERSION, "model": model_name, "input_shape": list(input_shape),
-                "num_classes": num_classes, "tensors": tensors}, path)
+    files.save_torch(path, {"lthkit_compact": COMPACT_VERSION, "model": model_name, "input_shape": list(input_shape),
+                            "num_classes": num_classes, "tensors": tensors})
     return {name: t["form"] for name, t in tensors.items() if isinstance(t, dict)}
 
 
 def load_compact(path: str | Path) -> nn.Module:
     """The plain network ``save_compact`` wrote: the registry's model with every weight dense again."""
-    blob = torch.load(path, weights_only=True)
+    blob = files.load_torch(path)
     if blob.get("lthkit_compact") != COMPACT_VERSION:
         raise ValueError(f"{path} is not a compact ticket written by lthkit export (format {COMPACT_VERSION})")
     model = build_model(blob["model"], tuple(blob["input_shape"]), blob["num_classes"])
@@ -143,13 +143,15 @@ def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt",
     if not folder.round(r).exists():
         done = sorted(int(p.stem.split("_")[1]) for p in Path(run_dir).glob("round_*.pt"))
         raise FileNotFoundError(f"round {r} of {run_dir} has no saved ticket; saved rounds: {done or 'none'}")
-    config = json.loads(folder.results.read_text())["config"]
+    config = files.read_json(folder.results)["config"]
     info = dataset_info(config["dataset"])
     ticket = load_ticket(run_dir, r)
     model = ticket.to_model() if rewound else load_trained(run_dir, r)
     ticket.mask.apply_(model)
     model.eval()
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give a file to write, such as {out / f'round_{r:02d}.{fmt}'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"run": str(run_dir), "round": r, "weights": "rewound" if rewound else "trained", "format": fmt,
               "model": config["model"], "weights_remaining": ticket.mask.weights_remaining(),
@@ -172,10 +174,16 @@ def export_run(run_dir: str | Path, r: int, out: str | Path, *, fmt: str = "pt",
 
 
 def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> None:
-    """``model`` as one self-contained ONNX file with any batch size, by PyTorch's exporter."""
-    torch.onnx.export(model.eval(), (torch.zeros(2, *input_shape),), str(path), input_names=["images"],
-                      output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                      external_data=False, verbose=False)
+    """``model`` as one self-contained ONNX file with any batch size, by PyTorch's exporter (which
+    writes by name, so into a scratch folder first, then atomically to ``path``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        made = Path(scratch) / "model.onnx"
+        torch.onnx.export(model.eval(), (torch.zeros(2, *input_shape),), str(made), input_names=["images"],
+                          output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                          external_data=False, verbose=False)
+        files.write_bytes(path, made.read_bytes())
 
 
 class OnnxModule(nn.Module):

@@ -164,7 +164,7 @@ def _download_one(url: str, target: Path, md5: str, progress: bool) -> None:
         request = urllib.request.Request(url, headers={"User-Agent": "lthkit"})
         with urllib.request.urlopen(request, timeout=30) as response, open(part, "wb") as out:
             size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=target.name, disable=None if progress else True) as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

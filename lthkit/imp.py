@@ -43,6 +43,7 @@ import functools
 import hashlib
 import inspect
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import torch
 
+from lthkit import files
 from lthkit.config import ConfigError, ExperimentConfig, setting_names
 from lthkit.data import Splits, dataset_info, load_dataset
 from lthkit.masks import (Mask, count_to_prune, layer_rates, prune_by_magnitude, prune_globally, prune_layer,
@@ -106,11 +108,62 @@ class Rules:
 
 
 def _fingerprint(fn: Callable) -> str:
+    """A rule's name and a hash of what it computes, the same in every process: a ``repr`` holds a
+    memory address, so a rule that fell back to it could never be resumed."""
+    inner = fn.func if isinstance(fn, functools.partial) else None
+    name = f"partial({getattr(inner, '__qualname__', '')})" if inner else getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"{name} {hashlib.sha256(_code_of(fn).encode()).hexdigest()[:12]}"
+
+
+def _code_of(obj, seen: frozenset = frozenset()) -> str:
+    """Text standing for what ``obj`` computes: a partial's function and arguments, a function's
+    source (or bytecode) with its defaults, the values it closes over and the module's functions it
+    calls (a helper edited is a rule edited), a callable object's class; other values their ``repr``,
+    addresses removed."""
+    if id(obj) in seen:
+        return "<recursion>"
+    seen = seen | {id(obj)}
+    if isinstance(obj, functools.partial):
+        return "partial(" + ", ".join([_code_of(obj.func, seen), *(_code_of(a, seen) for a in obj.args),
+                                       *(f"{k}={_code_of(v, seen)}" for k, v in sorted(obj.keywords.items()))]) + ")"
+    if inspect.ismethod(obj):
+        return _code_of(obj.__func__, seen) + " of " + _code_of(obj.__self__, seen)
+    if inspect.isfunction(obj):
+        return _function_code(obj, seen)
+    if isinstance(obj, torch.Tensor):
+        return f"tensor {tuple(obj.shape)} {hashlib.sha256(obj.detach().cpu().contiguous().numpy().tobytes()).hexdigest()}"
+    if callable(obj) and not isinstance(obj, type) and not inspect.isbuiltin(obj):
+        return f"{type(obj).__qualname__}: {_source(type(obj))} {_address_free(repr(vars(obj)) if hasattr(obj, '__dict__') else '')}"
+    return _address_free(repr(obj))
+
+
+def _function_code(fn, seen: frozenset) -> str:
+    code = fn.__code__
+    helpers = [fn.__globals__[name] for name in code.co_names
+               if inspect.isfunction(fn.__globals__.get(name)) and fn.__globals__[name].__module__ == fn.__module__]
+    closure = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
+    return " ".join([_source(fn), *(_code_of(v, seen) for v in (fn.__defaults__ or ())),
+                     *(_code_of(v, seen) for v in closure), *(_code_of(h, seen) for h in helpers)])
+
+
+def _filled(cell) -> bool:
     try:
-        code = inspect.getsource(fn)
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _source(obj) -> str:
+    try:
+        return inspect.getsource(obj)
     except (OSError, TypeError):
-        code = repr(fn)
-    return f"{getattr(fn, '__qualname__', repr(fn))} {hashlib.sha256(code.encode()).hexdigest()[:12]}"
+        code = getattr(obj, "__code__", None)
+        return code.co_code.hex() + _address_free(repr(code.co_consts)) if code else type(obj).__qualname__
+
+
+def _address_free(text: str) -> str:
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
 class RuleError(ValueError):
@@ -317,6 +370,38 @@ def _check_eval_sets(data: Splits, folder: RunFolder | None, results: Results, *
         folder.write_json(folder.eval_sets, ours)
 
 
+def arithmetic_of(config: ExperimentConfig, engine: str, rules: Rules, model: torch.nn.Module) -> dict:
+    """What, besides the configuration, decides a run's last bits: the device, the engine the rounds
+    train with (``auto`` resolved as ``_train_round`` resolves it) and the CPU's thread count (the
+    order of a sum over threads; 1 and 2 threads part after a few hundred LeNet steps)."""
+    own_step = rules.masked_step is not masked_step
+    chosen = "loop" if own_step else choose_engine(engine, [model, model], torch.device(config.device),
+                                                   config.training.augment).name
+    return {"device": config.device, "engine": chosen, "threads": torch.get_num_threads()}
+
+
+def _check_arithmetic(ours: dict, folder: RunFolder | None, results: Results, *, other_threads: bool) -> None:
+    """Refuse to resume rounds computed with another engine or device, or on another number of CPU
+    threads unless ``other_threads`` (then say so); remember this run's."""
+    if folder is None:
+        return
+    theirs = folder.read_json(folder.arithmetic)
+    differ = [k for k in ours if theirs is not None and theirs.get(k) != ours[k]]
+    if results.rounds and differ:
+        said = ", ".join(f"{k} {ours[k]} now, {theirs.get(k)} there" for k in differ)
+        if differ != ["threads"] or not other_threads:
+            how = {"threads": f"--threads {theirs.get('threads')} (or --other-threads to go on and accept that later "
+                              f"rounds differ in their last bits)",
+                   "engine": f"--engine {theirs.get('engine')}", "device": f"--device {theirs.get('device')}"}
+            raise ConfigError(f"{folder.path} holds rounds computed another way ({said}), which changes the last "
+                              f"bits of every result: resume with {' and '.join(how[k] for k in differ)}, or "
+                              f"replace the run with --overwrite")
+        print(f"{folder.path}: going on with {said}: later rounds may differ in their last bits from an "
+              f"uninterrupted run", flush=True)
+    if theirs != ours:
+        folder.write_json(folder.arithmetic, ours)
+
+
 def run_imp(
     config: ExperimentConfig,
     out_dir: str | Path | None = None,
@@ -330,6 +415,7 @@ def run_imp(
     rules: Rules | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     engine: str = "auto",
+    other_threads: bool = False,
 ) -> Results:
     """Run IMP as ``config`` says and return its results (also saved under ``out_dir``).
 
@@ -343,11 +429,14 @@ def run_imp(
     ``FolderInUse`` (a ``ConfigError``). The round in training is checkpointed at an evaluation
     once ``checkpoint_every_s`` seconds of wall time have passed (0: at every evaluation).
     ``engine`` is how a round's arms train together (``lthkit.train.train_together``): ``auto``
-    picks what is faster on the device, and the run says which.
+    picks what is faster on the device, and the run says which. The device, the engine and the CPU's
+    thread count are recorded (``arithmetic.json``): a resume computed another way is refused, or,
+    with ``other_threads``, goes on on another thread count and says so.
     """
     folder = RunFolder(out_dir) if out_dir is not None else None
     return _run_seeds([config], [folder], [dense_from], [on_arm], data=data, resume=resume, overwrite=overwrite,
-                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)[0]
+                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine,
+                      other_threads=other_threads)[0]
 
 
 def run_imp_seeds(
@@ -364,6 +453,7 @@ def run_imp_seeds(
     rules: Rules | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     engine: str = "auto",
+    other_threads: bool = False,
 ) -> list[Results]:
     """IMP for each of ``seeds`` (``config`` with that seed), each run in ``out_dir/seedN``: the
     runs go through their rounds in step, and each round's arms of every seed train together
@@ -383,12 +473,13 @@ def run_imp_seeds(
     dense = [Path(dense_from) / f"seed{s}" if dense_from is not None else None for s in seeds]
     on_arms = [on_arm and functools.partial(on_arm, s) for s in seeds]
     return _run_seeds(configs, folders, dense, on_arms, data=data, resume=resume, overwrite=overwrite,
-                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine)
+                      progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine,
+                      other_threads=other_threads)
 
 
 def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None], dense_from: list, on_arms: list, *,
                data: Splits | None, resume: bool, overwrite: bool, progress: bool, rules: Rules | None,
-               checkpoint_every_s: float, engine: str) -> list[Results]:
+               checkpoint_every_s: float, engine: str, other_threads: bool = False) -> list[Results]:
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     rules = rules or Rules()
@@ -404,6 +495,8 @@ def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None],
             data = _data_of(config, data)
             _check_eval_sets(data, folder, results)
             runs.append(_Run(config, folder, data, results, rules, on_arm, progress, checkpoint_every_s))
+            _check_arithmetic(arithmetic_of(config, engine, rules, runs[-1].fresh()), folder, results,
+                              other_threads=other_threads)
         _run_rounds(runs, dense_from, engine, say=print if any(on_arms) else None)
         for folder in folders:
             if folder:
@@ -517,6 +610,8 @@ class _Run:
                           "eval_sets": [len(data.val), len(data.test)], "checkpoint": CHECKPOINT_FORMAT}
         self.checkpointed = folder.load_checkpoint() if folder else None
         if self.checkpointed is not None and self.checkpointed.get("made_with") != self.made_with:
+            print(f"{folder.checkpoint} was made with other settings or rules: not used; its round trains from "
+                  f"its start", flush=True)
             self.checkpointed = None
         self.mask, self.trained = Mask.ones_like(self.fresh()), None  # the last round's mask and trained ticket
         self.dense_from: Path | None = None  # a folder whose round 0 this run takes instead of training it
@@ -750,7 +845,7 @@ def ticket_costs(out_dir: str | Path) -> dict[int, dict[str, float]]:
 def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
     """The network of round ``r`` of a saved run as training left it (pruned weights zero)."""
     folder = RunFolder(out_dir)
-    config = json.loads(folder.results.read_text())["config"]
+    config = files.read_json(folder.results)["config"]
     info = dataset_info(config["dataset"])
     model = build_model(config["model"], info.input_shape, info.num_classes)
     model.load_state_dict(folder.load_round(r)["trained"])
@@ -767,7 +862,7 @@ def load_ticket(out_dir: str | Path, r: int) -> Ticket:
     final learning rate, which a ticket does not carry).
     """
     folder = RunFolder(out_dir)
-    config = json.loads(folder.results.read_text())["config"]
+    config = files.read_json(folder.results)["config"]
     info = dataset_info(config["dataset"])
     mask = Mask.from_state_dict(folder.load_round(r)["mask"])
     retrain = config.get("retrain", "rewind")

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from lthkit import files
 from lthkit.models import prunable_layers
 
 
@@ -110,11 +111,11 @@ class Mask(Mapping[str, torch.Tensor]):
         return cls(state)
 
     def save(self, path: str | Path) -> None:
-        torch.save(self.state_dict(), path)
+        files.save_torch(path, self.state_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":
-        return cls(torch.load(path, weights_only=True))
+        return cls(files.load_torch(path))
 
 
 def _count(t: torch.Tensor) -> int:

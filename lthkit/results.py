@@ -8,10 +8,10 @@ results file can be read by any tool, and two runs can be compared for equality.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from lthkit import files
 
 
 @dataclass
@@ -89,7 +89,11 @@ class Results:
 
     @classmethod
     def load(cls, path: str | Path) -> "Results":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            return cls.from_dict(files.read_json(path))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise files.DamagedFile(Path(path), f"no {err}" if isinstance(err, KeyError) else str(err),
+                                    "the results of an lthkit run") from None
 
     def arms(self) -> list[str]:
         seen: list[str] = []
@@ -133,8 +137,5 @@ def print_arm(r: int, arm: str, result: ArmResult, seconds: float, *, seed: int 
 
 
 def write_json(path: str | Path, data: object) -> None:
-    """Write JSON atomically, so that a run killed mid-write never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (``lthkit.files``), so that a run killed mid-write never leaves half a file."""
+    files.write_json(path, data)

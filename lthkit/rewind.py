@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lthkit import files
 from lthkit.masks import Mask, to_torch_prune
 from lthkit.models import build_model, init_weights
 
@@ -34,11 +35,11 @@ class Snapshot:
         return cls(iteration, {k: v.detach().clone() for k, v in model.state_dict().items()})
 
     def save(self, path: str | Path) -> None:
-        torch.save({"iteration": self.iteration, "state": {k: v.cpu() for k, v in self.state.items()}}, path)
+        files.save_torch(path, {"iteration": self.iteration, "state": {k: v.cpu() for k, v in self.state.items()}})
 
     @classmethod
     def load(cls, path: str | Path) -> "Snapshot":
-        blob = torch.load(path, weights_only=True)
+        blob = files.load_torch(path)
         return cls(blob["iteration"], blob["state"])
 
 
@@ -115,14 +116,14 @@ class Ticket:
         return {k: (v.to_sparse() if k in self.mask else v) for k, v in state.items()}
 
     def save(self, path: str | Path) -> None:
-        torch.save({
+        files.save_torch(path, {
             "model": self.model, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
             "mask": self.mask.state_dict(), "iteration": self.snapshot.iteration,
             "state": {k: v.cpu() for k, v in self.snapshot.state.items()},
-        }, path)
+        })
 
     @classmethod
     def load(cls, path: str | Path) -> "Ticket":
-        blob = torch.load(path, weights_only=True)
+        blob = files.load_torch(path)
         return cls(blob["model"], tuple(blob["input_shape"]), blob["num_classes"],
                    Mask.from_state_dict(blob["mask"]), Snapshot(blob["iteration"], blob["state"]))

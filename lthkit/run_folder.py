@@ -17,7 +17,6 @@ the lock when the process ends, however it ends, so a killed run never leaves a 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import socket
@@ -27,6 +26,7 @@ from typing import BinaryIO
 
 import torch
 
+from lthkit import files
 from lthkit.config import ConfigError
 
 try:
@@ -39,11 +39,11 @@ RESULTS = "results.json"
 TIMINGS = "timings.json"
 RULES = "rules.json"
 EVAL_SETS = "eval_sets.json"
+ARITHMETIC = "arithmetic.json"
 REWIND_POINT = "rewind_point.pt"
 CHECKPOINT = "checkpoint.pt"
+DAMAGED_CHECKPOINT = "checkpoint.damaged.pt"
 LOCK = ".lock"
-
-_names = itertools.count()
 
 
 class FolderInUse(ConfigError):
@@ -57,6 +57,8 @@ class RunFolder:
     - ``rules.json``: the learner's own rules the rounds were made with (``lthkit.imp.Rules``);
     - ``eval_sets.json``: how many validation and test images measured the curves, so that a
       resume with other data (``config.eval_images`` unset) cannot mix two measurements;
+    - ``arithmetic.json``: the device, the engine and the CPU thread count the rounds were computed
+      with, which change the last bits of every result (``lthkit.imp``'s resume compares them);
     - ``rewind_point.pt``: the weights rounds rewind to (written once);
     - ``round_NN.pt``: each round's mask and trained weights;
     - ``checkpoint.pt``: the round in training, every few minutes (``lthkit.train.train_together``),
@@ -86,6 +88,10 @@ class RunFolder:
         return self.path / EVAL_SETS
 
     @property
+    def arithmetic(self) -> Path:
+        return self.path / ARITHMETIC
+
+    @property
     def rewind_point(self) -> Path:
         return self.path / REWIND_POINT
 
@@ -102,8 +108,9 @@ class RunFolder:
 
     def clear(self, keep_checkpoint: bool = False) -> None:
         """Remove every file of a run (not the lock): a fresh run must not reuse a stale one's."""
-        for f in [self.results, self.timings, self.rules, self.eval_sets, self.rewind_point,
-                  *([] if keep_checkpoint else [self.checkpoint]), *self.path.glob("round_*.pt")]:
+        for f in [self.results, self.timings, self.rules, self.eval_sets, self.arithmetic, self.rewind_point,
+                  *([] if keep_checkpoint else [self.checkpoint]), self.path / DAMAGED_CHECKPOINT,
+                  *self.path.glob("round_*.pt")]:
             f.unlink(missing_ok=True)
         self.remove_temporaries()
 
@@ -115,38 +122,19 @@ class RunFolder:
     # --- writing -----------------------------------------------------------------------------
 
     def write_atomically(self, path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
-        """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-        The temporary file is flushed to disk before the rename, so even a power cut leaves the
-        old file or the new one. If ``write`` fails, the temporary file is removed and ``path`` is
-        untouched; if the process is killed, the temporary file is left (``remove_temporaries``).
-        """
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_names)}.tmp")
-        try:
-            with open(tmp, "xb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _sync_folder(path.parent)
+        """``lthkit.files.write_atomically``: the old file or the new one, never half of one."""
+        files.write_atomically(path, write)
 
     def write_json(self, path: str | os.PathLike, data: object) -> None:
-        """``data`` as JSON, formatted as ``lthkit.results.write_json`` writes it."""
-        text = (json.dumps(data, indent=1) + "\n").encode()
-        self.write_atomically(path, lambda f: f.write(text))
+        files.write_json(path, data)
 
     def save(self, path: str | os.PathLike, obj: object) -> None:
-        """``torch.save(obj)``, atomically."""
-        self.write_atomically(path, lambda f: torch.save(obj, f))
+        files.save_torch(path, obj)
 
     def read_json(self, path: str | os.PathLike):
-        """The JSON in ``path``, or None when there is no such file."""
+        """The JSON in ``path``, or None when there is no such file (``DamagedFile`` when it is damaged)."""
         path = Path(path)
-        return json.loads(path.read_text()) if path.exists() else None
+        return files.read_json(path) if path.exists() else None
 
     def save_snapshot(self, snapshot) -> None:
         """The rewind point, in ``lthkit.rewind.Snapshot.save``'s format."""
@@ -161,13 +149,26 @@ class RunFolder:
         if not path.exists():
             raise ConfigError(f"{self.path} holds no round {r} ({path.name} is missing): "
                               f"choose a round the run has finished")
-        return torch.load(path, weights_only=True)
+        return files.load_torch(path)
 
     def save_checkpoint(self, state: dict) -> None:
         self.save(self.checkpoint, state)
 
     def load_checkpoint(self) -> dict | None:
-        return torch.load(self.checkpoint, weights_only=True) if self.checkpoint.exists() else None
+        """The checkpoint a killed run left, or None. A checkpoint is only a cache of a round in
+        training: a damaged one is set aside (``checkpoint.damaged.pt``, for a look) and its round
+        trained again from its start, said in one line."""
+        if not self.checkpoint.exists():
+            return None
+        try:
+            state = files.load_torch(self.checkpoint)
+        except files.DamagedFile as err:
+            aside = self.path / DAMAGED_CHECKPOINT
+            os.replace(self.checkpoint, aside)
+            print(f"{self.checkpoint} cannot be read ({err.detail}): set aside as "
+                  f"{aside.name}; its round is trained again from its start", flush=True)
+            return None
+        return state if isinstance(state, dict) else None
 
     def remove_checkpoint(self) -> None:
         self.checkpoint.unlink(missing_ok=True)
@@ -225,14 +226,3 @@ def _unlock(f) -> None:
             f.seek(0)
             msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
 
-
-def _sync_folder(folder: Path) -> None:
-    """Flush the rename itself to disk (POSIX; Windows cannot open a folder, and needs not)."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

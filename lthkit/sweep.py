@@ -360,4 +360,4 @@ def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None
 def _progress(total: int, done: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, unit="job", desc="sweep", disable=not enabled)
+    return tqdm(total=total, initial=done, unit="job", desc="sweep", disable=None if enabled else True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
+import io
 import math
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lthkit import files
 from lthkit.results import Results
 
 MEASURES = ("early_stop_test_accuracy", "early_stop_iteration", "test_accuracy")
@@ -45,7 +46,7 @@ def finished_runs(root: str | Path) -> list[tuple[str, int, str, str, Results]]:
     found = []
     for done in sorted(Path(root).glob("*/done.json")):
         folder = done.parent
-        job = json.loads((folder / "job.json").read_text())
+        job = files.read_json(folder / "job.json")
         settings = dict(job["settings"])
         seed = int(settings.pop("seed"))
         setting = " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
@@ -121,12 +122,11 @@ def summarize(rows: list[Row]) -> list[dict]:
 def write_csv(path: str | Path, records: list) -> Path:
     """``records`` (rows or summary lines) as CSV, one column per field."""
     dicts = [asdict(r) if isinstance(r, Row) else r for r in records]
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dicts[0]) if dicts else list(Row.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows(dicts)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(dicts[0]) if dicts else list(Row.__dataclass_fields__))
+    writer.writeheader()
+    writer.writerows(dicts)
+    return files.write_text(path, text.getvalue())
 
 
 def format_summary(summary: list[dict]) -> str:

@@ -440,7 +440,7 @@ def train_together(
                           "curve": [astuple(p) for p in curves[i]],
                           "snapshots": {k: s.state for k, s in taken[i].items()}} for i in range(len(models))],
             "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
         })
 
     def restore(saved: dict) -> int:
@@ -456,8 +456,7 @@ def train_together(
             taken[i].update({k: Snapshot(k, {n: v.to(device) for n, v in st.items()})
                              for k, st in network["snapshots"].items()})
         torch.set_rng_state(saved["rng"])
-        if saved["cuda_rng"]:
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        restore_cuda_rng(saved.get("cuda_rng") or [], device)
         return saved["iteration"]
 
     running = torch.zeros(len(models), device=device)
@@ -469,7 +468,7 @@ def train_together(
     else:
         first, pending = restore(resume), None
     bar = tqdm(total=config.iterations - start_iteration, initial=first - start_iteration, desc=desc,
-               disable=not progress, leave=False)
+               disable=None if progress else True, leave=False)
     last_checkpoint = time.monotonic()
     for it in range(first, config.iterations):
         batches = {s: order(it) for s, order in orders.items()}
@@ -494,6 +493,18 @@ def train_together(
     bar.close()
     nets.write_back()
     return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(curves, taken)]
+
+
+def restore_cuda_rng(states: list, device: torch.device) -> None:
+    """The training device's random state, as a checkpoint saved it: only that GPU's (a checkpoint
+    from before held every visible GPU's, and is read at the device's index), so a run resumes where
+    fewer GPUs are visible than where it started."""
+    if device.type != "cuda" or not states:
+        return
+    index = 0 if len(states) == 1 else (device.index if device.index is not None else torch.cuda.current_device())
+    if index >= len(states):
+        raise ValueError(f"the checkpoint holds no random state for {device}: resume on the GPU it was made on")
+    torch.cuda.set_rng_state(states[index], device)
 
 
 def split_state(state: dict, groups: list[list[int]]) -> list[dict]:

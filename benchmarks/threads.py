@@ -1,0 +1,83 @@
+"""Two lthkit processes side by side on one machine: do their CPU threads fight?
+
+PyTorch's OpenMP threads spin while they wait for work. Alone that saves a wake-up; two processes
+each with a thread per core spin against each other's work, and a LeNet round ran 10-50 times
+slower than alone (issue 28). lthkit sets OpenMP's passive wait policy before PyTorch loads
+(``lthkit/__init__.py``): waiting threads sleep, and the arithmetic is unchanged.
+
+This times LeNet-300-100 training steps in a fresh process, alone and two at once, each on every
+core, under OpenMP's default policy and under lthkit's (``import lthkit`` first, nothing set), and
+writes benchmarks/threads-cpu.json. The goal: two side by side within 2.2x of one alone.
+
+    OMP_NUM_THREADS= .venv/bin/python benchmarks/threads.py [--steps 400] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHILD = """
+import sys, time
+if sys.argv[1] == "lthkit":
+    import lthkit  # sets the wait policy before torch loads
+import torch
+from lthkit.models import build_model
+from lthkit.train import TrainConfig, make_optimizer
+import torch.nn.functional as F
+torch.manual_seed(0)
+model = build_model("lenet300", (1, 28, 28))
+opt = make_optimizer(model.parameters(), TrainConfig(iterations=1))
+x, y = torch.randn(60, 1, 28, 28), torch.randint(0, 10, (60,))
+def steps(n):
+    for _ in range(n):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+steps(20)
+start = time.perf_counter()
+steps(int(sys.argv[2]))
+print(time.perf_counter() - start, torch.get_num_threads())
+"""
+
+POLICIES = {"openmp default": ("plain", {}), "lthkit (passive)": ("lthkit", {})}
+
+
+def run(policy: str, steps: int, together: int) -> list[float]:
+    """Seconds of ``steps`` steps in each of ``together`` processes started at once."""
+    how, env = POLICIES[policy]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")} | env
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, how, str(steps)], env=env, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[1]) for _ in range(together)]
+    return [float(p.communicate()[0].split()[0]) for p in procs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("threads-cpu.json"))
+    args = parser.parse_args()
+    found = {}
+    for policy in POLICIES:
+        alone = min(run(policy, args.steps, 1)[0] for _ in range(args.repeats))
+        pair = min(max(run(policy, args.steps, 2)) for _ in range(args.repeats))
+        found[policy] = {"alone_s": round(alone, 3), "two_side_by_side_s": round(pair, 3),
+                         "ratio": round(pair / alone, 2)}
+        print(f"{policy:18s} alone {alone:.2f} s, two side by side {pair:.2f} s: {pair / alone:.2f}x", flush=True)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+                         f"at the end", "steps": args.steps, "repeats (best of)": args.repeats,
+              "goal": "two side by side within 2.2x of one alone", "results": found,
+              "measured": time.strftime("%Y-%m-%d")}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
