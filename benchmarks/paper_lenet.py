@@ -32,6 +32,7 @@ import torch
 
 from lthkit.config import make_config
 from lthkit.course import reference_runs
+from lthkit.data import load_dataset
 from lthkit.imp import CHECKPOINT_EVERY_S, run_imp_seeds
 from lthkit.results import Results, print_arm
 from lthkit.sweep_results import rows_of, summarize
@@ -57,13 +58,14 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("build/paper-lenet"), help="the runs' folders (resumable)")
     parser.add_argument("--out", type=Path, help="JSON to write (default: benchmarks/paper-lenet-<device>.json)")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 300 iterations on 3,000 images")
-    parser.add_argument("--tiny", action="store_true", help="1 round of 20 iterations on 300 images (a dry run)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="1 round of 20 iterations on 300 images, evaluated on 500 (a dry run)")
     parser.add_argument("--engine", default="auto", help="auto, loop or stacked (default: auto)")
     parser.add_argument("--checkpoint-every-s", type=float, default=CHECKPOINT_EVERY_S,
                         help="seconds between checkpoints (a killed run resumes from the last)")
     args = parser.parse_args()
     quick = dict(rounds=2, iterations=300, subset=3000, eval_every=100) if args.quick else {}
-    quick = dict(rounds=1, iterations=20, subset=300, eval_every=10) if args.tiny else quick
+    quick = {"rounds": 1, "iterations": 20, "subset": 300, "eval_every": 10} if args.tiny else quick
     config = make_config(**{"model": "lenet300", "rounds": 15, "device": args.device, **quick})
     device = torch.device(config.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
@@ -87,8 +89,9 @@ def main() -> None:
                        "seconds": round(elapsed, 1), "seconds_before": round(before, 1), "seeds": args.seeds,
                        "config": config.to_dict(), "arms_done": done, "timings_seed0": read(folder / "seed0")})
 
-    runs = run_imp_seeds(config, list(range(args.seeds)), folder, resume=True, progress=False, on_arm=on_arm,
-                         engine=args.engine, checkpoint_every_s=args.checkpoint_every_s)
+    data = load_dataset("mnist", subset=300, device=device).with_eval_size(500) if args.tiny else None
+    runs = run_imp_seeds(config, list(range(args.seeds)), folder, data=data, resume=True, progress=False,
+                         on_arm=on_arm, engine=args.engine, checkpoint_every_s=args.checkpoint_every_s)
     seconds = time.perf_counter() - start
     timings = json.loads((folder / "seed0" / "timings.json").read_text())
     ours, theirs = summary(runs, "this run"), summary(reference_runs("mnist-lenet300"), "reference")

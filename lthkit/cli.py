@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of an earlier run whose dense round 0 was trained with the same settings: take it "
                           "from there instead of training it again (bit for bit the same); with --seeds, the --out "
                           "of an earlier run with --seeds (its seedN folders)")
+    imp.add_argument("--ticket-from", metavar="RUN[:ROUND]",
+                     help="train the tickets of another run (each round's, or ROUND's alone: its mask on its rewound "
+                          "weights) with these settings (another --dataset or --optimizer), beside the target's own "
+                          "ticket of each round from the IMP run in --dense-from (made with these settings) and the "
+                          "controls random and reinit (lthkit.transfer)")
 
     train = sub.add_parser("train", help="train one dense network",
                            description="Train one dense network exactly as IMP's round 0 does (the same as "
@@ -285,6 +290,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.out is None or args.folder is not None:
         raise SweepError("give the sweep's folder with --out DIR (or collect one: lthkit sweep collect DIR)")
+    if args.reference or args.reference_dir:
+        raise SweepError("--reference and --reference-dir copy a finished sweep's runs: give them to collect "
+                         "(lthkit sweep collect DIR --reference NAME)")
     sets = dict(parse_set(text) for text in args.sets)
     if len(sets) != len(args.sets):
         raise SweepError("each setting takes one --set, with all its values")
@@ -297,8 +305,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    import shutil
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,6 +315,8 @@ def _collect(args: argparse.Namespace) -> int:
 
     if args.folder is None:
         raise SweepError("give the sweep's folder: lthkit sweep collect DIR")
+    if args.reference_dir and not args.reference:
+        raise SweepError("--reference-dir is where --reference copies to: give --reference NAME too")
     rows = collect(args.folder)
     if not rows:
         raise SweepError(f"{args.folder} holds no finished job: run the sweep first (lthkit sweep --out DIR ...)")
@@ -317,7 +325,7 @@ def _collect(args: argparse.Namespace) -> int:
     write_csv(args.folder / "summary.csv", summary)
     print(format_summary(summary))
     use_style()
-    plot_sweep(runs_by_setting(args.folder)).savefig(args.folder / "sweep.png")
+    files.save_figure(plot_sweep(runs_by_setting(args.folder)), args.folder / "sweep.png")
     print(f"written: {args.folder / 'sweep.csv'}, {args.folder / 'summary.csv'}, {args.folder / 'sweep.png'}")
     if args.reference:
         import json
@@ -338,7 +346,7 @@ def _collect(args: argparse.Namespace) -> int:
                                  f"that tells them apart into --reference, such as {{method}}")
             copies[target] = (key, run, seed, setting)
         for target, (key, run, seed, setting) in copies.items():
-            shutil.copyfile(args.folder / key / run / "results.json", target)
+            files.write_bytes(target, (args.folder / key / run / "results.json").read_bytes())
             print(f"  {setting or 'the sweep'}, seed {seed} -> {target}")
     return 0
 
@@ -356,6 +364,8 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         report = export_run(args.run, args.round, args.out, fmt=args.format, rewound=args.rewound,
                             measure=not args.no_accuracy)
     except (FileNotFoundError, ValueError, DataMissingError) as err:
+        if isinstance(err, OSError) and err.filename:
+            raise  # the system's words: main names the file
         parser.exit(2, f"lthkit: error: {err}\n")
     except ImportError as err:
         parser.exit(2, f"lthkit: error: {err.name or err} is missing: ONNX needs onnx, onnxscript and onnxruntime, "
@@ -412,6 +422,22 @@ def _sparse(args: argparse.Namespace, config: ExperimentConfig) -> int:
           f"{run.result.early_stop_test_accuracy:.2%} at early stop (iteration {run.result.early_stop_iteration}), "
           f"{run.result.test_accuracy:.2%} at the end; {len(run.updates)} mask updates moved "
           f"{sum(sum(u.moved.values()) for u in run.updates):,} connections")
+    print(f"results in {args.out / 'results.json'}")
+    return 0
+
+
+def _transfer(args: argparse.Namespace, config: ExperimentConfig) -> int:
+    """``lthkit imp --ticket-from RUN[:ROUND] --dense-from TARGET``: a ticket trained in this configuration."""
+    from lthkit.transfer import parse_ticket_from, run_transfer
+
+    if args.dense_from is None or args.seeds is not None:
+        raise ConfigError("--ticket-from needs --dense-from (the IMP run on the target, made with these settings, "
+                          "whose tickets it is compared with) and one --seed, not --seeds")
+    source, r = parse_ticket_from(args.ticket_from)
+    results = run_transfer(config, source, args.dense_from, args.out, rounds=[r] if r is not None else None,
+                           resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, on_arm=print_arm,
+                           engine=args.engine)
+    print(results.table())
     print(f"results in {args.out / 'results.json'}")
     return 0
 
@@ -501,6 +527,8 @@ def _command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _print_departures(config)
         if getattr(args, "sparse_method", None):
             return _sparse(args, config)
+        if getattr(args, "ticket_from", None):
+            return _transfer(args, config)
         seeds = getattr(args, "seeds", None)
         if seeds is not None and args.seed is not None:
             raise ConfigError("give --seed (one run) or --seeds (several), not both")

@@ -20,6 +20,7 @@ from urllib.error import URLError
 
 import torch
 
+from lthkit import files
 from lthkit.catalogue import DatasetInfo, check, data_root, dataset_info
 from lthkit.seeds import generator
 
@@ -135,8 +136,11 @@ def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
     """(train images, train labels, test images, test labels) as uint8/long tensors, NCHW."""
     cache = root / "cache" / f"{info.name}.pt"
     if cache.exists():
-        blob = torch.load(cache, weights_only=True)
-        if blob.get("version") == CACHE_VERSION:
+        try:
+            blob = files.load_torch(cache)
+        except files.DamagedFile:  # a cache cut short is rebuilt from the dataset's own files
+            blob = {}
+        if isinstance(blob, dict) and blob.get("version") == CACHE_VERSION:
             return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"]
     _refuse_damaged(info, root)
     train_x, train_y = _read_torchvision(info, root, train=True, download=download)
@@ -144,9 +148,7 @@ def _raw_tensors(info: DatasetInfo, root: Path, download: bool):
     blob = {"version": CACHE_VERSION, "train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, cache)
+        files.save_torch(cache, blob)
     except OSError as err:
         warnings.warn(f"could not cache {info.name} in {cache.parent} ({err}); loads stay slower but correct")
     return train_x, train_y, test_x, test_y

@@ -116,7 +116,7 @@ def load_torch(path: str | os.PathLike, *, map_location=None):
     try:
         return torch.load(path, weights_only=True, map_location=map_location)
     except TORCH_DAMAGE as err:
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        detail = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
         raise DamagedFile(path, detail, "a file lthkit wrote") from None
 
 

@@ -139,9 +139,12 @@ def _code_of(obj, seen: frozenset = frozenset()) -> str:
 
 def _function_code(fn, seen: frozenset) -> str:
     code = fn.__code__
+    def own(value) -> bool:  # a library's function is not the rule's code; the learner's helpers are
+        return not inspect.isfunction(value) or value.__module__ == fn.__module__
+
     helpers = [fn.__globals__[name] for name in code.co_names
-               if inspect.isfunction(fn.__globals__.get(name)) and fn.__globals__[name].__module__ == fn.__module__]
-    closure = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
+               if inspect.isfunction(fn.__globals__.get(name)) and own(fn.__globals__[name])]
+    closure = [c.cell_contents for c in fn.__closure__ or () if _filled(c) and own(c.cell_contents)]
     return " ".join([_source(fn), *(_code_of(v, seen) for v in (fn.__defaults__ or ())),
                      *(_code_of(v, seen) for v in closure), *(_code_of(h, seen) for h in helpers)])
 

@@ -18,6 +18,7 @@ fails is reported with the tail of its log while the others go on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -72,17 +73,22 @@ def parse_set(text: str) -> tuple[str, list[str]]:
 @dataclass(frozen=True)
 class Job:
     """One run of a sweep: ``kind`` ("imp" or "notebook"), the notebook's path for a notebook job,
-    and its settings as (name, value) pairs, sorted: the seed among them."""
+    its settings as (name, value) pairs, sorted: the seed among them; the CPU threads it computes on
+    (they change a result's last bits) and the SHA-256 of the notebook's content."""
 
     kind: str
     settings: tuple[tuple[str, str], ...]
     notebook: str | None = None
+    threads: int = 1
+    notebook_hash: str | None = None
 
     @property
     def key(self) -> str:
-        """Twelve hex digits of the SHA-256 of what the job is: equal settings, equal key."""
-        what = {"kind": self.kind, "notebook": Path(self.notebook).name if self.notebook else None,
-                "settings": dict(self.settings)}
+        """Twelve hex digits of the SHA-256 of what the job computes: settings by their value (``1e-3``
+        is ``0.001``), the notebook by its content (a student's copy and the teacher's of one name
+        differ), the thread count. Equal jobs, equal key; a changed one is another folder."""
+        what = {"kind": self.kind, "notebook": self.notebook_hash if self.notebook else None,
+                "settings": _by_value(self.kind, self.settings), "threads": self.threads}
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -111,7 +117,36 @@ class Job:
         return {name.replace("-", "_"): _typed(value) for name, value in self.settings}
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "kind": self.kind, "notebook": self.notebook, "settings": dict(self.settings)}
+        return {"key": self.key, "kind": self.kind, "notebook": self.notebook, "notebook_sha256": self.notebook_hash,
+                "threads": self.threads, "settings": dict(self.settings)}
+
+
+def _by_value(kind: str, settings: tuple[tuple[str, str], ...]) -> dict:
+    """Each setting as its parsed value (an ``lthkit imp`` option as the command line reads it, a
+    notebook parameter as papermill types it), so that two spellings of one value are one job; a value
+    that does not parse stays text (``check`` refuses it) and a device stays its name (it is resolved
+    on the worker, which may have a GPU the submitting machine lacks)."""
+    from lthkit.config import ConfigError, read_setting, setting_fields, option_name
+
+    fields = {option_name(f): f for f in setting_fields() if "option" in f.metadata}
+    values = {}
+    for name, text in settings:
+        value = _typed(text)
+        if kind == "imp" and name == "device":
+            value = text.strip().lower()
+        elif kind == "imp" and name in fields:
+            with contextlib.suppress(ConfigError):
+                value = read_setting(fields[name], text)
+        values[name] = value
+    return json.loads(json.dumps(values, sort_keys=True))
+
+
+def content_hash(path: str | Path | None) -> str | None:
+    """The SHA-256 of a notebook's bytes (None when there is no such file: ``check`` says so)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
 
 
 def _typed(value: str):
@@ -121,7 +156,8 @@ def _typed(value: str):
     return {"True": True, "False": False, "None": None}.get(value, value)
 
 
-def expand(seeds: list[int], sets: dict[str, list[str]], *, notebook: str | Path | None = None) -> list[Job]:
+def expand(seeds: list[int], sets: dict[str, list[str]], *, notebook: str | Path | None = None,
+           threads: int = 1) -> list[Job]:
     """Every combination of ``seeds`` and the alternatives of each setting in ``sets``, one job each,
     in a stable order (seeds last, so that a sweep's first jobs cover its settings first)."""
     if "seed" in sets:
@@ -131,7 +167,8 @@ def expand(seeds: list[int], sets: dict[str, list[str]], *, notebook: str | Path
     for name, values in sets.items():
         combos = [{**c, name: v} for c in combos for v in values]
     path = str(Path(notebook).resolve()) if notebook else None  # workers elsewhere read it by its full path
-    jobs = [Job(kind, tuple(sorted({**c, "seed": str(s)}.items())), path) for s in seeds for c in combos]
+    digest = content_hash(path)
+    jobs = [Job(kind, tuple(sorted({**c, "seed": str(s)}.items())), path, threads, digest) for s in seeds for c in combos]
     if len({j.key for j in jobs}) != len(jobs):
         raise SweepError("the grid names the same job twice: give each value of a setting once")
     return jobs
@@ -154,10 +191,21 @@ def imp_config(job: Job):
 
 
 def _check_imp(job: Job) -> None:
+    """The job's settings as the worker will read them, but its device only by name: the machine
+    submitting a GPU sweep may have no GPU (a cluster's login node)."""
+    import torch
+
     from lthkit.config import ConfigError
 
+    settings = dict(job.settings)
+    device = settings.get("device", "auto").strip().lower()
     try:
-        imp_config(job)
+        if device != "auto" and torch.device(device).type not in ("cpu", "cuda", "mps"):
+            raise RuntimeError
+    except RuntimeError:
+        raise SweepError(f"job {job.describe()}: device {device!r} is none of auto, cpu, cuda or mps") from None
+    try:
+        imp_config(Job(job.kind, tuple({**settings, "device": "cpu"}.items()), job.notebook))
     except ConfigError as err:
         raise SweepError(f"job {job.describe()}: {err}") from None
 
@@ -196,19 +244,50 @@ def job_folder(root: str | Path, job: Job) -> Path:
 
 
 def is_done(root: str | Path, job: Job) -> bool:
-    return (job_folder(root, job) / "done.json").exists()
+    return finished(job_folder(root, job), job.kind)
 
 
-def run_job(job: Job, root: str | Path, threads: int = 1, cell_timeout: int = CELL_TIMEOUT_S) -> Outcome:
-    """Run ``job`` in ``root/<key>`` here, resuming what an earlier attempt left; its output goes to
-    the folder's ``log.txt``. A finished job is not run again."""
+def finished(folder: Path, kind: str) -> bool:
+    """Whether the job in ``folder`` finished and its results are still there: ``done.json`` names
+    each results file with its size, and each must be so (a deleted or cut ``results.json`` makes
+    the job unfinished again: the next submission resumes it, ``collect`` leaves it out). An
+    ``lthkit imp`` job's ``done.json`` from before it named files needs ``run/results.json``."""
+    from lthkit.files import DamagedFile, read_json
+
+    try:
+        done = read_json(folder / "done.json")
+    except (OSError, DamagedFile):
+        return False
+    named = done.get("files") if isinstance(done, dict) else None
+    if named is None:
+        return kind != "imp" or (folder / "run" / "results.json").is_file()
+    whole = all((folder / f).is_file() and (folder / f).stat().st_size == size for f, size in named.items())
+    return whole and (bool(named) or kind != "imp")
+
+
+def results_files(folder: Path) -> dict[str, int]:
+    """Every results file of the job in ``folder``, by its path there, with its size."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("results.json"))}
+
+
+def run_job(job: Job, root: str | Path, threads: int | None = None, cell_timeout: int = CELL_TIMEOUT_S) -> Outcome:
+    """Run ``job`` in ``root/<key>`` here on ``threads`` CPU threads (default: the job's), resuming
+    what an earlier attempt left; its output goes to the folder's ``log.txt``. A finished job is
+    not run again."""
+    import dataclasses
+
     import torch
 
+    from lthkit import files
+
+    if threads is not None and threads != job.threads:
+        job = dataclasses.replace(job, threads=threads)
+    threads = job.threads
     folder = job_folder(root, job)
     if is_done(root, job):
         return Outcome(job, ok=True, skipped=True)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "job.json").write_text(json.dumps(job.to_dict(), indent=1) + "\n")
+    files.write_json(folder / "job.json", job.to_dict())
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -227,8 +306,8 @@ def run_job(job: Job, root: str | Path, threads: int = 1, cell_timeout: int = CE
             torch.set_num_threads(before)
     seconds = time.perf_counter() - start
     if ok:
-        (folder / "done.json").write_text(json.dumps({"seconds": seconds, "finished": datetime.now(
-            timezone.utc).isoformat(timespec="seconds")}) + "\n")
+        files.write_text(folder / "done.json", json.dumps({"seconds": seconds, "finished": datetime.now(
+            timezone.utc).isoformat(timespec="seconds"), "files": results_files(folder)}) + "\n")
     return Outcome(job, ok=ok, seconds=seconds, log_tail="" if ok else log_tail(folder / "log.txt"))
 
 
@@ -314,6 +393,10 @@ def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as e:
         raise ImportError("sweeps run on Dask: pip install -e '.[sweep]'") from e
+    if scheduler and workers:
+        raise SweepError("--workers sizes the LocalCluster that --scheduler replaces: start that cluster's workers "
+                         "yourself (dask worker ADDRESS --nthreads 1), or leave out --scheduler")
+    jobs = [dataclasses.replace(j, threads=threads_per_job) for j in jobs]
     check(jobs)
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -337,7 +420,7 @@ def run_sweep(jobs: list[Job], root: str | Path, *, scheduler: str | None = None
             client = stack.enter_context(Client(cluster))
         report.cluster_seconds = time.perf_counter() - start
         where = hashlib.sha256(str(root).encode()).hexdigest()[:8]  # one sweep's task is not another folder's
-        futures = {client.submit(run_job, job, str(root), threads_per_job, cell_timeout,
+        futures = {client.submit(run_job, job, str(root), None, cell_timeout,
                                  key=f"lthkit-job-{job.key}-{where}", pure=False): job for job in todo}
         bar = _progress(len(jobs), len(report.outcomes), progress)
         for future in as_completed(futures):

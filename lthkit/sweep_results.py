@@ -44,9 +44,15 @@ def finished_runs(root: str | Path) -> list[tuple[str, int, str, str, Results]]:
     the setting is the job's settings but its seed (and its notebook's name), the run name the run's
     folder within the job without its seed ("run" for an ``lthkit imp`` job)."""
     found = []
+    from lthkit.sweep import finished
+
     for done in sorted(Path(root).glob("*/done.json")):
         folder = done.parent
         job = files.read_json(folder / "job.json")
+        if not finished(folder, job["kind"]):
+            print(f"job {folder.name}: its done.json names results that are gone or changed: left out; submit the "
+                  f"sweep again to run it", flush=True)
+            continue
         settings = dict(job["settings"])
         seed = int(settings.pop("seed"))
         setting = " ".join(f"{k}={v}" for k, v in sorted(settings.items()))

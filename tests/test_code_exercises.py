@@ -623,7 +623,7 @@ def test_each_to_bitmask_mistake_is_refused_by_name(kind, named):
 
 
 @pytest.mark.parametrize("name", ["07.snip-score", "08.top-k-mask", "08.keep-signs", "09.prunable-kinds",
-                                  "10.bitmask"])
+                                  "10.bitmask", "12.drop-and-grow"])
 def test_each_reference_passes_its_own_checker(name, mnist_small):
     from lthkit.course.verdicts import REFERENCES
 

@@ -13,7 +13,7 @@ COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_the_course_has_its_notebooks_in_order():
-    assert [p.name[:3] for p in COURSE] == ["00_", "01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "09_", "10_"]
+    assert [p.name[:3] for p in COURSE] == ["00_", "01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "09_", "10_", "11_", "12_"]
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)

@@ -256,3 +256,19 @@ def test_a_cell_that_runs_too_long_fails_its_notebook_job(tmp_path):
     (job,) = expand([0], {}, notebook=slow)
     outcome = run_job(job, tmp_path / "sweep", cell_timeout=3)
     assert not outcome.ok and outcome.seconds < 50 and "papermill exited" in outcome.log_tail
+
+
+def test_threads_per_job_reaches_the_job_and_its_key_through_the_command(cluster, tmp_path, capsys):
+    """Dask's nanny starts each worker on one thread: a sweep that dropped --threads-per-job would
+    still compute, on one thread, in a folder keyed as if it had two."""
+    from lthkit.cli import main
+
+    argv = ["sweep", "--out", str(tmp_path), "--scheduler", cluster.scheduler_address, "--quiet"]
+    for name, values in tiny(rounds=["0"], iterations=["20"], eval_every=["10"], controls=[""]).items():
+        argv += ["--set", f"{name}={','.join(values)}"]
+    assert main(argv + ["--threads-per-job", "2"]) == 0
+    capsys.readouterr()
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((folder / "job.json").read_text())["threads"] == 2
+    assert json.loads((folder / "run" / "arithmetic.json").read_text())["threads"] == 2
+    assert main(argv) == 0 and "1 ran, 0 already finished" in capsys.readouterr().out, "one thread is another job"

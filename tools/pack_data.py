@@ -88,7 +88,7 @@ class PartWriter(io.RawIOBase):
     def _next_part(self) -> None:
         self._close_part()
         name = f"{STREAM}.{len(self.parts):03d}"
-        self.file, self.digest = open(self.folder / name, "wb"), hashlib.md5()
+        self.file, self.digest = open(self.folder / name, "wb"), hashlib.md5()  # noqa: SIM115 (closed in _close_part)
         self.parts.append({"name": name, "bytes": 0})
 
     def _close_part(self) -> None:
@@ -143,7 +143,7 @@ def plan_calls(manifest: dict, parts: Path, mnist: Path | None, tree: int) -> li
         if mnist and not calls:
             carry.insert(0, str(mnist.parent.parent))
             size += mnist_bytes
-        calls.append({"carry": carry, "mib": round(size / MIB, 1)})
+        calls.append({"carry": carry, "bytes": size})
     return calls
 
 
@@ -196,7 +196,7 @@ class _Joined(io.RawIOBase):
             if self.file is None:
                 if not self.paths:
                     return 0
-                self.file = open(self.paths.pop(0), "rb")
+                self.file = open(self.paths.pop(0), "rb")  # noqa: SIM115 (closed at its end)
             n = self.file.readinto(buffer)
             if n:
                 self.digest.update(memoryview(buffer)[:n])
@@ -248,7 +248,10 @@ def join(parts: Path, stash: Path, dest: Path, published: dict[str, str] | None 
     report = receive(parts, stash)
     manifest = report.pop("manifest_data", None)
     report["joined"] = False
-    if manifest and not report["missing"] and not report["corrupted"]:
+    target = dest / manifest["folder"] if manifest else None
+    if manifest and all((target / n).exists() and md5_file(target / n) == f["md5"] for n, f in manifest["files"].items()):
+        report |= {"joined": True, "already": True, "folder": str(target)}  # unpacked in an earlier call
+    elif manifest and not report["missing"] and not report["corrupted"]:
         try:
             report["verified"] = unpack(manifest, stash, dest, published_md5s() if published is None else published)
             report["joined"] = True
@@ -301,8 +304,8 @@ def main() -> int:
           f"packed to {manifest['whole']['bytes'] / MIB:.1f} MiB in {len(manifest['parts'])} parts of at most "
           f"{part_bytes / MIB:.1f} MiB ({time.perf_counter() - start:.0f} s); the tree travels {tree / MIB:.1f} MiB")
     for i, call in enumerate(calls, 1):
-        print(f"call {i}: {call['mib']:5.1f} MiB  carry={json.dumps(call['carry'])}")
-    over = [c for c in calls if c["mib"] > args.budget_mib]
+        print(f"call {i}: {call['bytes'] / MIB:5.1f} MiB  carry={json.dumps(call['carry'])}")
+    over = [c for c in calls if c["bytes"] > args.budget_mib * MIB]
     if over:
         print(f"{len(over)} calls exceed {args.budget_mib} MiB: pack with a smaller --part-mib", file=sys.stderr)
     return 1 if over else 0

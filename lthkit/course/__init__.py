@@ -100,6 +100,22 @@ BUDGETS: dict[str, dict[str, dict]] = {
                   "models": ("lenet300", "conv2", "resnet20"), "ticket_rounds": (15, 11, 8),
                   "channel_keeps": (0.5, 0.25), "timing": (5, 0.5)},
     },
+    # Tickets that travel, LeNet-300-100: IMP (no controls; 07's rates, 40% of the fully-connected weights a round) on
+    # MNIST with Adam, on Fashion-MNIST with Adam and on MNIST with SGD, then four moves (MNIST to Fashion-MNIST and back,
+    # Adam to SGD and back), each round's moved ticket beside the random and reinit controls.
+    "11": {
+        "test": {"subset": 1000, "iterations": 40, "rounds": 2, "eval_every": 20, "eval_images": 1000},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 5, "eval_every": 200, "eval_images": None},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 8, "eval_every": 1000, "eval_images": None},
+    },
+    # Sparse from the start, LeNet-300-100 on MNIST: IMP's ticket after `rounds` rounds (07's rates, 40% of the
+    # fully-connected weights a round), then at its sparsity SynFlow at initialisation, a static random mask, SET and
+    # RigL (one training each; update_every: steps between mask updates), and RigL trained as long as IMP's rounds.
+    "12": {
+        "test": {"subset": 1000, "iterations": 100, "rounds": 2, "eval_every": 50, "update_every": 20},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 8, "eval_every": 100, "update_every": 100},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 12, "eval_every": 100, "update_every": 100},
+    },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
     # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control.
     "05": {
@@ -269,6 +285,45 @@ def notebook_imp(settings: dict, config, name: str, data, dense_from: str | None
                          rules=rules, on_arm=lambda seed, *arm: print_arm(*arm, seed=seed))[0]
 
 
+def notebook_sparse(settings: dict, config, sparse, name: str, data, update=None):
+    """A network trained sparse from the start as the notebooks run it (``lthkit.sparse_training.run_sparse``):
+    saved in ``runs_folder`` and read back when the cell runs again, one printed line. ``update`` is the
+    learner's drop-and-grow: a folder per version of its code, as ``runs_folder`` does for ``Rules``."""
+    import hashlib
+    import inspect
+
+    from lthkit.course.fallback import learners_own
+    from lthkit.sparse_training import run_sparse
+
+    folder = runs_folder(settings, name)
+    if update is not None:
+        try:
+            code = inspect.getsource(learners_own(update))
+        except (OSError, TypeError):
+            code = repr(update)
+        folder = folder.with_name(f"{folder.name}-yours-{hashlib.sha256(code.encode()).hexdigest()[:8]}")
+    run = run_sparse(config, sparse, folder, data=data, update=update, resume=True, progress=False)
+    print(f"{name:10s} {run.mask.weights_remaining():.2%} of the weights, {config.training.iterations} iterations: "
+          f"{run.result.early_stop_test_accuracy:.2%} at early stop (iteration {run.result.early_stop_iteration}), "
+          f"{run.seconds:.0f} s", flush=True)
+    return run
+
+
+def notebook_transfer(settings: dict, config, name: str, source: str, own: str, data, transfer=None):
+    """The tickets of the notebook's IMP run ``source`` trained in ``config`` beside the target's own run ``own``
+    and the random and reinit controls (``lthkit.transfer.run_transfer``), resumed when the cell runs again,
+    one printed line per network. ``transfer`` is the learner's: a folder per version of its code."""
+    import hashlib
+
+    from lthkit.transfer import fingerprint, run_transfer, transfer_ticket
+
+    folder = runs_folder(settings, name)
+    if transfer is not None:
+        folder = folder.with_name(f"{folder.name}-yours-{hashlib.sha256(fingerprint(transfer).encode()).hexdigest()[:8]}")
+    return run_transfer(config, runs_folder(settings, source), runs_folder(settings, own), folder, data=data,
+                        resume=True, progress=False, on_arm=print_arm, transfer=transfer or transfer_ticket)
+
+
 def _seeds(settings: dict) -> list[int]:
     return [settings["seed"] + k for k in settings.get("seeds", (0,))]
 
@@ -398,10 +453,13 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
         rounds = knobs["ticket_rounds"][knobs["models"].index("lenet300")] + len(knobs["channel_keeps"])
     seeds = len(knobs.get("seeds", (0,)))  # 03 and 04 at the paper's budget: five IMP runs
     alone = {"00": 1, "01": 1, "02": 2, "03": (rounds + 1) * seeds, "04": seeds + 4, "07": 1 + rounds, "08": 1,
-             "09": 1 + rounds, "10": 1 + rounds}[notebook]
+             "09": 1 + rounds, "10": 1 + rounds, "11": 3 * (rounds + 1),  # 11: three IMP runs, the ticket alone
+             # 12: IMP's r + 1, SynFlow, the ticket's mask re-initialised, static, SET, RigL, and RigL for r + 1 trainings
+             "12": 2 * rounds + 7}[notebook]
     # 07 trains 10 arms a round beside one another in runs of 2 or 4 (IMP and each score at initialisation
     # with their checks), counted here in units of three arms side by side; 08's IMP rounds train three arms
-    together = {"04": rounds * seeds, "07": 10 * rounds // 3, "08": rounds, "09": rounds}.get(notebook, 0)
+    together = {"04": rounds * seeds, "07": 10 * rounds // 3, "08": rounds, "09": rounds,
+                "11": 4 * rounds}.get(notebook, 0)  # 11: four moves, each round's ticket, random and reinit
     # 08 trains two sampled supermasks, and an edge-popup one per density and one over the initial weights
     masks = 3 + len(knobs["densities"]) if notebook == "08" else 0
     mask_its = knobs.get("mask_iterations", 0)
@@ -409,7 +467,7 @@ def training_work(notebook: str, budget: str) -> tuple[int, int, int, int]:
     return alone * its, together * its, evals, masks * mask_its
 
 
-LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08", "09", "10")
+LENET_NOTEBOOKS = ("00", "01", "02", "03", "04", "07", "08", "09", "10", "11", "12")
 
 
 def predict_minutes(speed: dict[str, float], budget: str = "classroom") -> dict[str, float]:

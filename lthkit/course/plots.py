@@ -74,6 +74,12 @@ _STYLES = {  # arm: (colour, marker); no two arms share both
     "signs": (OKABE_ITO["orange"], "^"),
     "sampled": (OKABE_ITO["reddish purple"], "X"),
     "top_k": (OKABE_ITO["sky blue"], "h"),
+    # notebook 11: the target's own ticket beside a ticket moved from another run (drawn as "ticket")
+    "own": (OKABE_ITO["orange"], "D"),
+    # notebook 12: trained sparse from the start (the static random mask is drawn as "random")
+    "set": (OKABE_ITO["orange"], "h"),
+    "rigl": (OKABE_ITO["reddish purple"], "D"),
+    "rigl-long": (OKABE_ITO["vermillion"], "p"),
 }
 COLORS = {arm: color for arm, (color, _) in _STYLES.items()}
 MARKERS = {arm: marker for arm, (_, marker) in _STYLES.items()}
@@ -84,7 +90,8 @@ LABELS = {"ticket": "winning ticket (rewound)", "reinit": "same mask, random re-
           "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
           "magnitude": "magnitude at initialisation", "snip": "SNIP", "grasp": "GraSP", "synflow": "SynFlow",
           "inverted": "scores inverted", "signs": "same mask, fresh magnitudes, original signs",
-          "sampled": "supermask (sampled, Zhou et al.)", "top_k": "supermask (edge-popup)"}
+          "sampled": "supermask (sampled, Zhou et al.)", "top_k": "supermask (edge-popup)",
+          "own": "the target's own ticket", "set": "SET", "rigl": "RigL", "rigl-long": "RigL, trained as long as IMP's rounds"}
 CURVE_STYLES = {"train_loss": ("--", "v"), "val_loss": ("-", "o"), "val_accuracy": ("-.", "s"),
                 "test_accuracy": ("-", "o")}
 """Line style and marker of each learning-curve quantity, so that two drawn together differ without colour."""

@@ -197,6 +197,36 @@ QUIZZES["10"] = (
                   "of weights, (b) is the trade, not a free lunch; and no sparse kernel is involved, (c)."),
 )
 
+QUIZZES["11"] = (
+    Question("c", "A ticket is its mask together with the values its survivors had at the rewind point, so both move: "
+                  "the mask on the ticket's own initial weights. The trained weights, (a), would make it fine-tuning "
+                  "(transfer learning), not a ticket trained from its start; the mask on the target's own "
+                  "initialisation, (b), is the mask alone, which is what the reinit arm measures."),
+    Question("a", "A moved ticket that trains as well as the target's own and better than the random mask and the "
+                  "reinit control says that, for this network, this pair of runs and this budget, what IMP found on "
+                  "the source also helps on the target. It does not show that tickets move everywhere, (b): Morcos "
+                  "et al. found it within natural images, for large networks, and better from larger datasets; nor "
+                  "that the two datasets are one task, (c): their images and classes differ."),
+    Question("b", "Morcos et al. found tickets from larger datasets transferred better. MNIST and Fashion-MNIST have "
+                  "the same number of training images (60,000, of which lthkit trains on 55,000), so this notebook "
+                  "cannot vary the source's size, (a) is wrong; and LeNet-300-100 prunes well, (c)."),
+)
+
+QUIZZES["12"] = (
+    Question("b", "RigL grows the dead positions where the loss's gradient is largest in magnitude: the weights that "
+                  "would lower the loss fastest once they may move. The sign, (a), only says which way such a weight "
+                  "would move; ranking by the signed gradient keeps the most negative gradients last, half of the "
+                  "useful positions. Random growth, (c), is SET's."),
+    Question("c", "A grown weight starts at zero and its optimiser state is reset, so it enters as a weight that "
+                  "never moved and the loss does not jump. Keeping the moments of a connection dropped earlier, (a), "
+                  "would give it a step it never earned; a random value, (b), would perturb the trained network at "
+                  "every update."),
+    Question("a", "IMP's ticket of round r costs r + 1 trainings (the dense one, and one per round, the last being "
+                  "its own); SET and RigL train once, at the final sparsity from the first step, which is the point "
+                  "of training sparse from the start. RigL's dense gradient every 100 steps, (b), adds a little to "
+                  "one training, not trainings; and its count does not depend on the sparsity, (c)."),
+)
+
 def letters(answer) -> list[str] | None:
     """``"b a c"``, ``"B,A,C"``, ``"bac"`` or ``["b", "a", "c"]`` as ``["b", "a", "c"]``; None if unreadable."""
     text = " ".join(answer) if isinstance(answer, (list, tuple)) else answer

@@ -18,7 +18,9 @@ from lthkit.course.code_exercises import (  # noqa: F401  (importing them regist
     rewind,
     rewinding,
     shipping,
+    sparse,
     supermask,
+    transfer,
     transformer,
 )
 from lthkit.course.code_exercises.common import NOT_WRITTEN, Mistake  # noqa: F401
