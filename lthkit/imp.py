@@ -34,33 +34,38 @@ the kill fell between two seeds' records of a round, when the rest of that round
 smaller stack, equal to rounding): every random stream is seeded from
 ``(seed, round, arm)`` or ``(seed, iteration)``. ``lthkit.run_folder.RunFolder`` owns the files:
 each is written atomically, and a run holds the folder's lock, so a second run on it stops.
+
+Beside the rounds, elsewhere: the learner's rules and their checks (``lthkit.rules``), what a run's
+folder holds and whether it may go on (``lthkit.run_records``), a saved run read back
+(``lthkit.saved_runs``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import inspect
 import json
-import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from lthkit import files
-from lthkit.config import ConfigError, ExperimentConfig, setting_names
-from lthkit.data import Splits, dataset_info, load_dataset
+from lthkit.config import ConfigError, ExperimentConfig
+from lthkit.data import Splits, load_dataset
 from lthkit.masks import (Mask, count_to_prune, layer_rates, prune_by_magnitude, prune_globally, prune_layer,
                           random_mask_like)
 from lthkit.models import build_model, prunable_layers
 from lthkit.prune_at_init import SCORES, collapsed_layers, prune_at_init
 from lthkit.results import ArmResult, Results, RoundResult
-from lthkit.rewind import Snapshot, Ticket, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
+from lthkit.rewind import Snapshot, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
+from lthkit.rules import (RuleError, Rules, _checked_mask, _checked_model, _checked_rates,  # noqa: F401
+                          _copy, _fingerprint)
 from lthkit.run_folder import RunFolder
+from lthkit.run_records import (AFTER_ROUND_0, ROUND_0_SETTINGS, arithmetic_of, check_arithmetic,  # noqa: F401
+                                check_eval_sets, check_rules, dense_round_of, open_run_folder)
+from lthkit.saved_runs import load_ticket, load_trained, ticket_costs  # noqa: F401
 from lthkit.seeds import derive_seed, generator
 from lthkit.stacked import ENGINES, Engine, choose_engine
 from lthkit.train import TrainConfig, join_states, masked_step, split_state, train_together
@@ -69,235 +74,8 @@ CHECKPOINT_EVERY_S = 300.0  # a killed run loses at most about this much trainin
 CHECKPOINT_FORMAT = 2  # training state per network (lthkit.train.train_together); older checkpoints are not used
 
 
-@dataclass(frozen=True)
-class Rules:
-    """The steps of IMP a learner writes in notebooks 02-04; each defaults to lthkit's own.
-
-    - ``prune_layer(weights, mask, rate) -> mask``: one layer's magnitude pruning;
-    - ``rewind(model, initial, mask) -> model``: the ticket, the ``initial`` state dict under the mask;
-    - ``reinit(model, mask, seed) -> model``: the same mask on fresh weights drawn from ``seed``;
-    - ``random_mask(mask, generator) -> mask``: as many weights per layer, at random positions;
-    - ``keep_signs(initial, fresh) -> tensor``: one layer's fresh magnitudes with the initial signs
-      (the ``signs`` control; notebook 08);
-    - ``score(model, ..., mask=mask) -> {name: scores}``: the score of a run pruning at
-      initialisation, called as the method's own is (SNIP's: ``score(model, images, labels, mask=mask)``;
-      notebook 07 has the learner write it);
-    - ``masked_step(model, mask, optimizer, loss)``: one optimiser step that keeps pruned weights at
-      zero (``lthkit.train.masked_step``; notebook 03);
-    - ``layer_rates(model, kind_rates) -> {weight name: rate}``: each layer's pruning rate from the
-      rates per kind (``lthkit.masks.layer_rates``; notebook 05).
-
-    Masks are dicts of 0/1 tensors (a ``Mask`` is one). ``run_imp`` checks what each rule
-    returns every round, so a broken rule stops the run with its name instead of a wrong curve.
-    """
-
-    prune_layer: Callable = prune_layer
-    rewind: Callable = rewind_to
-    reinit: Callable = reinitialize
-    random_mask: Callable = random_mask_like
-    keep_signs: Callable = keep_signs
-    score: Callable | None = None
-    masked_step: Callable = masked_step
-    layer_rates: Callable = layer_rates
-
-    def describe(self) -> dict[str, str]:
-        """The rules that are not lthkit's, each named with a fingerprint of its code: a run
-        resumed with an edited rule would otherwise mix two rules' rounds."""
-        return {f.name: _fingerprint(getattr(self, f.name)) for f in fields(self)
-                if getattr(self, f.name) is not f.default}
-
-
-def _fingerprint(fn: Callable) -> str:
-    """A rule's name and a hash of what it computes, the same in every process: a ``repr`` holds a
-    memory address, so a rule that fell back to it could never be resumed."""
-    inner = fn.func if isinstance(fn, functools.partial) else None
-    name = f"partial({getattr(inner, '__qualname__', '')})" if inner else getattr(fn, "__qualname__", type(fn).__qualname__)
-    return f"{name} {hashlib.sha256(_code_of(fn).encode()).hexdigest()[:12]}"
-
-
-def _code_of(obj, seen: frozenset = frozenset()) -> str:
-    """Text standing for what ``obj`` computes: a partial's function and arguments, a function's
-    source (or bytecode) with its defaults, the values it closes over and the module's functions it
-    calls (a helper edited is a rule edited), a callable object's class; other values their ``repr``,
-    addresses removed."""
-    if id(obj) in seen:
-        return "<recursion>"
-    seen = seen | {id(obj)}
-    if isinstance(obj, functools.partial):
-        return "partial(" + ", ".join([_code_of(obj.func, seen), *(_code_of(a, seen) for a in obj.args),
-                                       *(f"{k}={_code_of(v, seen)}" for k, v in sorted(obj.keywords.items()))]) + ")"
-    if inspect.ismethod(obj):
-        return _code_of(obj.__func__, seen) + " of " + _code_of(obj.__self__, seen)
-    if inspect.isfunction(obj):
-        return _function_code(obj, seen)
-    if isinstance(obj, torch.Tensor):
-        return f"tensor {tuple(obj.shape)} {hashlib.sha256(obj.detach().cpu().contiguous().numpy().tobytes()).hexdigest()}"
-    if callable(obj) and not isinstance(obj, type) and not inspect.isbuiltin(obj):
-        return f"{type(obj).__qualname__}: {_source(type(obj))} {_address_free(repr(vars(obj)) if hasattr(obj, '__dict__') else '')}"
-    return _address_free(repr(obj))
-
-
-def _function_code(fn, seen: frozenset) -> str:
-    code = fn.__code__
-    def own(value) -> bool:  # a library's function is not the rule's code; the learner's helpers are
-        return not inspect.isfunction(value) or value.__module__ == fn.__module__
-
-    helpers = [fn.__globals__[name] for name in code.co_names
-               if inspect.isfunction(fn.__globals__.get(name)) and own(fn.__globals__[name])]
-    closure = [c.cell_contents for c in fn.__closure__ or () if _filled(c) and own(c.cell_contents)]
-    return " ".join([_source(fn), *(_code_of(v, seen) for v in (fn.__defaults__ or ())),
-                     *(_code_of(v, seen) for v in closure), *(_code_of(h, seen) for h in helpers)])
-
-
-def _filled(cell) -> bool:
-    try:
-        cell.cell_contents
-    except ValueError:
-        return False
-    return True
-
-
-def _source(obj) -> str:
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):
-        code = getattr(obj, "__code__", None)
-        return code.co_code.hex() + _address_free(repr(code.co_consts)) if code else type(obj).__qualname__
-
-
-def _address_free(text: str) -> str:
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
-
-
-class RuleError(ValueError):
-    """A learner's rule (``Rules``) returned something IMP cannot use."""
-
-
-def _checked_mask(rule: str, new, old: Mask, *, same_counts: bool = False) -> Mask:
-    if not isinstance(new, Mapping) or set(new) != set(old):
-        raise RuleError(f"your {rule} must return a mask for each of {sorted(old)}, not {type(new).__name__}")
-    for name, t in new.items():
-        if not isinstance(t, torch.Tensor) or t.shape != old[name].shape:
-            raise RuleError(f"your {rule} returned for {name} {getattr(t, 'shape', type(t).__name__)}, "
-                            f"not a tensor of shape {tuple(old[name].shape)}")
-    try:
-        mask = Mask(new)
-    except ValueError as e:
-        raise RuleError(f"your {rule}: {e}") from None
-    for name in old:
-        if same_counts and mask.alive(name) != old.alive(name):
-            raise RuleError(f"your {rule} keeps {mask.alive(name)} weights in {name}, the ticket "
-                            f"{old.alive(name)}: a control keeps as many weights in each layer")
-        if not same_counts and bool((mask[name].cpu() > old[name].cpu()).any()):
-            raise RuleError(f"your {rule} brought back weights of {name} that were pruned before")
-    return mask
-
-
-def _checked_rates(rates, mask: Mask) -> dict[str, float]:
-    if not isinstance(rates, Mapping) or set(rates) != set(mask):
-        got = sorted(rates) if isinstance(rates, Mapping) else type(rates).__name__
-        raise RuleError(f"your layer_rates must return a rate for each of {sorted(mask)}, not {got}")
-    bad = {n: r for n, r in rates.items() if not 0 <= float(r) < 1}
-    if bad:
-        raise RuleError(f"your layer_rates returned rates outside [0, 1): {bad}")
-    return {n: float(r) for n, r in rates.items()}
-
-
-def _copy(mask: Mask) -> dict[str, torch.Tensor]:
-    """What a learner's rule is given: its own copy, so changing it in place harms nothing."""
-    return {n: m.clone() for n, m in mask.items()}
-
-
-def _checked_model(rule: str, model, mask: Mask) -> torch.nn.Module:
-    if not isinstance(model, torch.nn.Module):
-        raise RuleError(f"your {rule} must return the model, not {type(model).__name__}")
-    params = dict(model.named_parameters())
-    wrapped = [n for n in params if n.endswith("_orig")]
-    if wrapped:
-        raise RuleError(f"your {rule} returned a model still pruned with torch.nn.utils.prune ({wrapped[0]}): "
-                        f"call torch.nn.utils.prune.remove(module, 'weight') on each layer")
-    for name, m in mask.items():
-        if bool((params[name].detach().cpu()[m.cpu() == 0] != 0).any()):
-            raise RuleError(f"your {rule} left pruned weights of {name} non-zero: apply the mask")
-    return model
-
-
 def arms_of_round(config: ExperimentConfig, r: int) -> list[str]:
     return ["ticket"] + (list(config.controls) if r > 0 else [])
-
-
-def _recorded(config: dict) -> dict:
-    """A recorded configuration as this version records it: a run saved before a setting existed
-    recorded it at its default (a record that is no configuration at all is compared as it is)."""
-    try:
-        return json.loads(json.dumps(ExperimentConfig.from_dict(config).to_dict()))
-    except (ConfigError, TypeError):
-        return config
-
-
-def open_run_folder(config: ExperimentConfig, out_dir: str | Path, *, resume: bool, overwrite: bool) -> Results:
-    """Check ``out_dir`` before any work and return the results it already holds (maybe none).
-    ``run_imp`` calls it holding the folder's lock."""
-    folder = RunFolder(out_dir)
-    out = folder.path
-    folder.check_is_folder()
-    path = folder.results
-    ours = json.loads(json.dumps(config.to_dict()))
-    if not path.exists() or overwrite:
-        # Files of a run killed before its first result are stale: they may belong to other settings.
-        # Its checkpoint is kept for a resume, which uses it only if it was made with these settings.
-        folder.clear(keep_checkpoint=resume and not overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        return Results(ours)
-    previous = Results.load(path)
-    if not resume:
-        raise ConfigError(
-            f"{out} already holds a run ({len(previous.rounds)} rounds recorded). Continue it with --resume "
-            f"(resume=True), replace it with --overwrite (overwrite=True), or choose another output folder"
-        )
-    theirs = _recorded(previous.config)
-    if theirs != ours:
-        diffs = ", ".join(
-            f"{k}: {ours.get(k)!r} now, {theirs.get(k)!r} there"
-            for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)
-        )
-        raise ConfigError(
-            f"{out} holds a run with a different configuration ({diffs}). Resume it with the same settings, "
-            f"replace it with --overwrite (overwrite=True), or choose another output folder"
-        )
-    return previous
-
-
-# What only the rounds after the dense one use; every other setting shapes round 0, so a setting
-# added to ExperimentConfig is counted as shaping it unless it is named here. ``epochs`` is
-# ``iterations`` restated, and ``rewind_iteration`` matters to round 0 only when it is not 0.
-AFTER_ROUND_0 = ("rounds", "prune_rates", "global_pruning", "retrain", "controls", "method", "score_images",
-                 "score_steps")
-ROUND_0_SETTINGS = tuple(name for name in setting_names() if name not in AFTER_ROUND_0 + ("epochs", "rewind_iteration"))
-
-
-def dense_round_of(config: ExperimentConfig, folder: str | Path) -> tuple[ArmResult, dict, Snapshot | None]:
-    """Round 0 of the run in ``folder``, for a run with ``config``: its result, its trained weights,
-    and its rewind point when ``config`` rewinds late (None when it rewinds to initialisation).
-
-    Round 0 trains the dense network, which depends only on ``ROUND_0_SETTINGS`` (and on the
-    rewind iteration, whose weights it keeps); runs that differ in anything else (the controls,
-    how later rounds retrain, the pruning rates) can share it instead of training it again.
-    """
-    run = RunFolder(folder)
-    folder = run.path
-    if not run.results.exists() or not run.round(0).exists():
-        raise ConfigError(f"{folder} holds no finished round 0 to start from: run that IMP first, or leave dense_from out")
-    saved = Results.load(run.results)
-    theirs, ours = _recorded(saved.config), json.loads(json.dumps(config.to_dict()))
-    keys = ROUND_0_SETTINGS + (("rewind_iteration",) if config.rewind_iteration else ())
-    differ = [f"{k}: {ours[k]!r} here, {theirs.get(k)!r} there" for k in keys if theirs.get(k) != ours[k]]
-    if differ:
-        raise ConfigError(f"the dense network in {folder} was trained with other settings ({', '.join(differ)}): "
-                          f"train round 0 here instead (leave dense_from out)")
-    trained = run.load_round(0)["trained"]
-    point = Snapshot.load(run.rewind_point) if config.rewind_iteration else None
-    return saved.rounds[0].arms["ticket"], trained, point
 
 
 def density_of_round(config: ExperimentConfig, model: torch.nn.Module, r: int) -> float | dict[str, float]:
@@ -333,76 +111,6 @@ def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, ru
     params = dict(trained.named_parameters())
     return _checked_mask("prune_layer", {n: rule(params[n].detach().clone(), m.clone(), rates[n])
                                          for n, m in mask.items()}, mask)
-
-
-def _check_rules(rules: Rules, folder: RunFolder | None, results: Results) -> None:
-    """Refuse to resume a run made with other rules; remember the rules of this one."""
-    if folder is None:
-        return
-    ours, path = rules.describe(), folder.rules
-    theirs = folder.read_json(path) or {}
-    if results.rounds and theirs != ours:
-        lthkits = "lthkit's own"
-        raise ConfigError(f"{folder.path} holds rounds made with other rules ({theirs or lthkits}; now {ours or lthkits}): "
-                          f"replace them with overwrite=True, or choose another folder")
-    if ours:
-        folder.write_json(path, ours)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _check_eval_sets(data: Splits, folder: RunFolder | None, results: Results, *, shared: bool = False) -> None:
-    """Refuse to resume (or, ``shared``, take round 0 from) a run measured on other validation and
-    test sets; remember this run's.
-
-    ``config.eval_images`` is compared with the rest of the config, but when it is unset the
-    data passed in decides how many images measure the curves, and a resume with other data
-    would mix rounds measured two ways (a run from before this record is taken as it is)."""
-    if folder is None:
-        return
-    ours = {"val_images": len(data.val), "test_images": len(data.test)}
-    theirs = folder.read_json(folder.eval_sets)
-    if (results.rounds or shared) and theirs is not None and theirs != ours:
-        raise ConfigError(
-            f"{folder.path} holds rounds measured on {theirs['val_images']} validation and {theirs['test_images']} "
-            f"test images, but the data passed in has {ours['val_images']} and {ours['test_images']}: "
-            + ("train round 0 here instead (leave dense_from out), or pass the same data" if shared else
-               "resume with the same data (or set eval_images), replace the run with overwrite=True, "
-               "or choose another folder"))
-    if theirs != ours and not shared:
-        folder.write_json(folder.eval_sets, ours)
-
-
-def arithmetic_of(config: ExperimentConfig, engine: str, rules: Rules, model: torch.nn.Module) -> dict:
-    """What, besides the configuration, decides a run's last bits: the device, the engine the rounds
-    train with (``auto`` resolved as ``_train_round`` resolves it) and the CPU's thread count (the
-    order of a sum over threads; 1 and 2 threads part after a few hundred LeNet steps)."""
-    own_step = rules.masked_step is not masked_step
-    chosen = "loop" if own_step else choose_engine(engine, [model, model], torch.device(config.device),
-                                                   config.training.augment).name
-    return {"device": config.device, "engine": chosen, "threads": torch.get_num_threads()}
-
-
-def _check_arithmetic(ours: dict, folder: RunFolder | None, results: Results, *, other_threads: bool) -> None:
-    """Refuse to resume rounds computed with another engine or device, or on another number of CPU
-    threads unless ``other_threads`` (then say so); remember this run's."""
-    if folder is None:
-        return
-    theirs = folder.read_json(folder.arithmetic)
-    differ = [k for k in ours if theirs is not None and theirs.get(k) != ours[k]]
-    if results.rounds and differ:
-        said = ", ".join(f"{k} {ours[k]} now, {theirs.get(k)} there" for k in differ)
-        if differ != ["threads"] or not other_threads:
-            how = {"threads": f"--threads {theirs.get('threads')} (or --other-threads to go on and accept that later "
-                              f"rounds differ in their last bits)",
-                   "engine": f"--engine {theirs.get('engine')}", "device": f"--device {theirs.get('device')}"}
-            raise ConfigError(f"{folder.path} holds rounds computed another way ({said}), which changes the last "
-                              f"bits of every result: resume with {' and '.join(how[k] for k in differ)}, or "
-                              f"replace the run with --overwrite")
-        print(f"{folder.path}: going on with {said}: later rounds may differ in their last bits from an "
-              f"uninterrupted run", flush=True)
-    if theirs != ours:
-        folder.write_json(folder.arithmetic, ours)
 
 
 def run_imp(
@@ -494,11 +202,11 @@ def _run_seeds(configs: list[ExperimentConfig], folders: list[RunFolder | None],
         for config, folder, on_arm in zip(configs, folders, on_arms):
             results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
                 Results(config.to_dict())
-            _check_rules(rules, folder, results)
+            check_rules(rules, folder, results)
             data = _data_of(config, data)
-            _check_eval_sets(data, folder, results)
+            check_eval_sets(data, folder, results)
             runs.append(_Run(config, folder, data, results, rules, on_arm, progress, checkpoint_every_s))
-            _check_arithmetic(arithmetic_of(config, engine, rules, runs[-1].fresh()), folder, results,
+            check_arithmetic(arithmetic_of(config, engine, rules, runs[-1].fresh()), folder, results,
                               other_threads=other_threads)
         _run_rounds(runs, dense_from, engine, say=print if any(on_arms) else None)
         for folder in folders:
@@ -709,7 +417,7 @@ class _Run:
     def take_dense_round(self, dense_from: str | Path, mask: Mask) -> torch.nn.Module:
         """Round 0 from another run's folder (``dense_round_of``), recorded as this run's."""
         result, state, point = dense_round_of(self.config, dense_from)
-        _check_eval_sets(self.data, RunFolder(dense_from), self.results, shared=True)
+        check_eval_sets(self.data, RunFolder(dense_from), self.results, shared=True)
         trained = self.fresh()
         trained.load_state_dict(state)
         if point is not None:
@@ -823,57 +531,3 @@ class _Run:
             self.record(r, mask, arm, run.result, seconds)
         if folder:
             folder.remove_checkpoint()
-
-
-def ticket_costs(out_dir: str | Path) -> dict[int, dict[str, float]]:
-    """What each trained ticket of a saved run cost to find and train, by round: ``trainings``
-    (IMP: every round up to it, the dense round 0 included; a score at initialisation: the
-    ticket's own) and ``seconds`` of wall time (those trainings' shares of their rounds, and
-    the scoring), from results.json and timings.json."""
-    folder = RunFolder(out_dir)
-    results = Results.load(folder.results)
-    timings = folder.read_json(folder.timings) or {}
-    at_init = results.config.get("method", "imp") != "imp"
-    costs, spent = {}, 0.0
-    for rnd in results.rounds:
-        times = timings.get(f"round_{rnd.round:02d}", {})
-        spent += times.get("ticket", 0.0)
-        if "ticket" in rnd.arms:
-            trainings = 1 if at_init else rnd.round + 1
-            seconds = times.get("ticket", 0.0) + times.get("scoring", 0.0) if at_init else spent
-            costs[rnd.round] = {"trainings": trainings, "seconds": round(seconds, 3)}
-    return costs
-
-
-def load_trained(out_dir: str | Path, r: int) -> torch.nn.Module:
-    """The network of round ``r`` of a saved run as training left it (pruned weights zero)."""
-    folder = RunFolder(out_dir)
-    config = files.read_json(folder.results)["config"]
-    info = dataset_info(config["dataset"])
-    model = build_model(config["model"], info.input_shape, info.num_classes)
-    model.load_state_dict(folder.load_round(r)["trained"])
-    return model
-
-
-def load_ticket(out_dir: str | Path, r: int) -> Ticket:
-    """The ticket of round ``r`` of a saved run: that round's mask on the weights the round
-    started training from, so that training it again trains what the run trained.
-
-    With ``retrain='rewind'`` (and in round 0) those are the rewound weights (the rewind point).
-    Learning-rate rewinding and fine-tuning start a later round from the last round's trained
-    weights, at the rewind iteration k: the ticket holds those (fine-tuning also trains at the
-    final learning rate, which a ticket does not carry).
-    """
-    folder = RunFolder(out_dir)
-    config = files.read_json(folder.results)["config"]
-    info = dataset_info(config["dataset"])
-    mask = Mask.from_state_dict(folder.load_round(r)["mask"])
-    retrain = config.get("retrain", "rewind")
-    if r == 0 or retrain == "rewind":
-        start = Snapshot.load(folder.rewind_point)
-    else:
-        if not folder.round(r - 1).exists():
-            raise ConfigError(f"round {r} of {folder.path} ({retrain}) started from round {r - 1}'s trained weights, "
-                              f"but {folder.round(r - 1).name} is missing: its ticket cannot be rebuilt")
-        start = Snapshot(config.get("rewind_iteration", 0), folder.load_round(r - 1)["trained"])
-    return Ticket(config["model"], info.input_shape, info.num_classes, mask, start)
