@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler, such as tcp://HOST:8786 (default: "
                                            "a LocalCluster on this machine)")
     sweep.add_argument("--workers", type=_positive, help="workers of the LocalCluster (default: one per core)")
-    sweep.add_argument("--threads-per-job", type=_positive, default=1, help="CPU threads each job computes on "
-                                                                            "(default: 1)")
+    sweep.add_argument("--threads-per-job", type=_positive, default=1, help="CPU threads each job computes on, "
+                                                                            "part of its key: they change the last "
+                                                                            "bits of its results (default: 1)")
     sweep.add_argument("--cell-timeout", type=_non_negative, default=CELL_TIMEOUT_S, metavar="SECONDS",
                        help="with --notebook: a cell running longer fails its job (default: 3600; 0: no limit, for "
                             "paper budgets): papermill can block on a widget's cell for good")

@@ -23,6 +23,7 @@ classes), it cannot carry over: it takes the target's own initial weights, prune
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -135,7 +136,8 @@ def run_transfer(config: ExperimentConfig, ticket_from: str | Path, own_from: st
     rounds = list(rounds) if rounds is not None else list(range(1, config.rounds + 1))
     controls = tuple(config.controls)
     if set(controls) - set(CONTROLS):
-        raise ConfigError(f"a transfer trains the controls {', '.join(CONTROLS)}, not {', '.join(set(controls) - set(CONTROLS))}")
+        other = ", ".join(sorted(set(controls) - set(CONTROLS)))
+        raise ConfigError(f"a transfer trains the controls {', '.join(CONTROLS)}, not {other}")
     if not rounds or any(r < 1 for r in rounds):
         raise ConfigError(f"transfer the tickets of rounds 1 and later (round 0 is the dense network), not {rounds}")
     src_config = _source_config(source, rounds)
@@ -151,7 +153,7 @@ def run_transfer(config: ExperimentConfig, ticket_from: str | Path, own_from: st
     if data.info.name != config.dataset or len(data.train) != config.train_size:
         raise ConfigError(f"the data passed in ({data.info.name}, {len(data.train)} training images) are not what the "
                           f"config asks for ({config.dataset}, {config.train_size})")
-    with (folder.locked() if folder else _nothing()):
+    with folder.locked() if folder else contextlib.nullcontext():
         results = open_run_folder(config, folder.path, resume=resume, overwrite=overwrite) if folder else \
             Results(config.to_dict())
         if folder:
@@ -174,8 +176,8 @@ def run_transfer(config: ExperimentConfig, ticket_from: str | Path, own_from: st
             if folder and not folder.rewind_point.exists():
                 folder.save_snapshot(Snapshot(start.iteration, initial))
             _check_same_counts(mask, Mask.from_state_dict(own.load_round(r)["mask"]), own.path, r)
-            trained = {n: v.clone() for n, v in source.load_round(r)["trained"].items() if n in initial
-                       and v.shape == initial[n].shape}
+            trained = {n: v for n, v in source.load_round(r)["trained"].items()
+                       if n in initial and v.shape == initial[n].shape}  # an adapted output layer has none
             arms = {"ticket": (_yours(transfer, fresh, mask, initial, trained), mask)}
             if "random" in controls:
                 random = random_mask_like(mask, generator("random-mask", config.seed, r))
@@ -201,14 +203,6 @@ def run_transfer(config: ExperimentConfig, ticket_from: str | Path, own_from: st
                 for arm, result in rnd.arms.items():
                     on_arm(r, arm, result, 0.0 if arm == "own" else seconds)
     return results
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _source_config(source: RunFolder, rounds: list[int]) -> dict:
@@ -258,7 +252,7 @@ def _check_record(folder: RunFolder, record: dict, results: Results) -> None:
     if results.rounds and theirs is not None and theirs != ours:
         differ = ", ".join(k for k in ours if ours[k] != theirs.get(k))
         raise ConfigError(f"{folder.path} holds a transfer of another ticket or made another way ({differ} differ): "
-                          f"resume it as it was made, replace it with overwrite (--overwrite), or choose another folder")
+                          f"resume it as it was made, replace it (--overwrite), or choose another folder")
     folder.write_json(path, ours)
 
 

@@ -147,8 +147,8 @@ def test_options_are_made_from_the_settings_and_set_them():
     from lthkit.train import OPTIMIZERS
 
     sub = build_parser()._subparsers._group_actions[0].choices
-    run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from", "engine", "seeds",
-                   "threads", "other_threads"}
+    run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from", "ticket_from",
+                   "engine", "seeds", "threads", "other_threads"}
     for command in ("imp", "train"):
         dests = {a.dest: a for a in sub[command]._actions}
         wanted = {f.name for f in setting_fields() if "option" in f.metadata

@@ -319,7 +319,8 @@ def notebook_transfer(settings: dict, config, name: str, source: str, own: str, 
 
     folder = runs_folder(settings, name)
     if transfer is not None:
-        folder = folder.with_name(f"{folder.name}-yours-{hashlib.sha256(fingerprint(transfer).encode()).hexdigest()[:8]}")
+        digest = hashlib.sha256(fingerprint(transfer).encode()).hexdigest()[:8]
+        folder = folder.with_name(f"{folder.name}-yours-{digest}")
     return run_transfer(config, runs_folder(settings, source), runs_folder(settings, own), folder, data=data,
                         resume=True, progress=False, on_arm=print_arm, transfer=transfer or transfer_ticket)
 

@@ -136,7 +136,8 @@ def with_torch_where_on_a_copy(model, mask, initial, trained):
     fresh = copy.deepcopy(model)
     with torch.no_grad():
         for name, value in fresh.state_dict().items():
-            value.copy_(torch.where(mask[name].bool(), initial[name], torch.zeros(())) if name in mask else initial[name])
+            kept = torch.where(mask[name].bool(), initial[name], torch.zeros(())) if name in mask else initial[name]
+            value.copy_(kept)
     return fresh
 
 

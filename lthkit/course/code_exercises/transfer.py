@@ -121,9 +121,9 @@ def _judge_layer(name: str, got: torch.Tensor, kept: torch.Tensor, initial: torc
     if bool(differ.any()):
         zeroed = (got[kept] == 0) & (trained[kept] == 0)
         if bool(zeroed.any()) and bool((differ == zeroed).all()):
-            raise Mistake(f"{name}: a surviving weight is zero where the trained weights are exactly zero: you read the "
-                          f"mask from the trained weights' zeros; a survivor can train to exactly 0, so use the mask "
-                          f"you are given")
+            raise Mistake(f"{name}: a surviving weight is zero where the trained weights are exactly zero: you "
+                          f"read the mask from the trained weights' zeros; a survivor can train to exactly 0, so "
+                          f"use the mask you are given")
         ratio = got[kept][initial[kept] != 0] / initial[kept][initial[kept] != 0]
         if bool(torch.allclose(ratio, ratio[0].expand_as(ratio))) and float(ratio[0]) != 1.0:
             raise Mistake(f"{name}: the survivors are the initial weights times {float(ratio[0]):.3g}: a ticket keeps "
