@@ -149,11 +149,15 @@ def test_options_are_made_from_the_settings_and_set_them():
     sub = build_parser()._subparsers._group_actions[0].choices
     run_options = {"help", "deterministic", "out", "resume", "overwrite", "quiet", "dense_from", "ticket_from",
                    "engine", "seeds", "threads", "other_threads"}
+    from lthkit.sparse_training import SparseConfig
+
+    sparse = {f"sparse_{f.name}" for f in fields(SparseConfig)}  # lthkit train --sparse: one per SparseConfig field
     for command in ("imp", "train"):
         dests = {a.dest: a for a in sub[command]._actions}
         wanted = {f.name for f in setting_fields() if "option" in f.metadata
                   and (command == "imp" or not f.metadata["option"].imp_only)}
-        assert set(dests) - run_options == wanted, command
+        assert set(dests) - run_options - (sparse if command == "train" else set()) == wanted, command
+    assert sparse <= {a.dest for a in sub["train"]._actions}
     imp = {a.dest: a for a in sub["imp"]._actions}
     assert imp["model"].choices == list(MODELS) and imp["optimizer"].choices == list(OPTIMIZERS)
     assert imp["retrain"].choices == list(RETRAIN) and "prune_rates" in imp and "gamma" in imp
