@@ -346,3 +346,23 @@ def test_one_shot_prunes_the_dense_network_to_round_r_in_one_step(mnist_small, t
     ticket = rewind_to(build_model("lenet300", (1, 28, 28)), Snapshot.load(tmp_path / "rewind_point.pt"), mask)
     assert train(ticket, mnist_small, config.training, mask=mask, start_iteration=10,
                  progress=False).result == result
+
+
+def test_the_readout_of_tickets_against_the_dense_network_says_what_the_run_shows():
+    """03's readout is printed from the learner's run: where the tickets fall below the dense network,
+    the best round, the earlier stops and the stops the budget capped, each from the results given."""
+    from lthkit.course.readouts import tickets_against_dense
+    from lthkit.results import ArmResult, CurvePoint, Results, RoundResult
+
+    def arm(accuracy, stop, last=1000):
+        points = sorted({0, stop, last})
+        return ArmResult.from_curve([CurvePoint(i, 0.5, 0.1 if i == stop else 1.0, accuracy, accuracy) for i in points])
+
+    rounds = [RoundResult(r, w, {}, {"ticket": a}) for r, w, a in
+              ((0, 1.0, arm(0.97, 600)), (1, 0.8, arm(0.975, 400)), (2, 0.64, arm(0.98, 500)), (3, 0.51, arm(0.96, 1000)))]
+    text = tickets_against_dense(Results(config={}, rounds=rounds))
+    assert "97.00% at its early stop (iteration 600)" in text
+    assert "at or above it down to 64.0% of the weights; round 3 (51.0%) is the first below" in text
+    assert "the best ticket: round 2, 98.00% at 64.0%" in text
+    assert "2 of 3 tickets stop earlier" in text and "iterations 400-500" in text
+    assert "1 early stop at the last iteration (1,000), at 51.0% of the weights" in text

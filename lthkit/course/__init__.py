@@ -105,7 +105,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
     # Adam to SGD and back), each round's moved ticket beside the random and reinit controls.
     "11": {
         "test": {"subset": 1000, "iterations": 40, "rounds": 2, "eval_every": 20, "eval_images": 1000},
-        "classroom": {"subset": None, "iterations": 1834, "rounds": 5, "eval_every": 200, "eval_images": None},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 4, "eval_every": 200, "eval_images": None},
         "paper": {"subset": None, "iterations": 50000, "rounds": 8, "eval_every": 1000, "eval_images": None},
     },
     # Sparse from the start, LeNet-300-100 on MNIST: IMP's ticket after `rounds` rounds (07's rates, 40% of the

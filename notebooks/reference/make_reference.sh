@@ -7,8 +7,8 @@
 #   make_reference.sh at-init   LeNet-300-100 on MNIST, IMP against masks found at initialisation (notebook 07's
 #                               classroom budget): about 6 minutes per seed
 #   make_reference.sh transfer  LeNet-300-100 tickets moved between MNIST and Fashion-MNIST and between Adam and SGD
-#                               (notebook 11's classroom budget; lthkit imp --ticket-from, one run at a time):
-#                               about 8 minutes per seed
+#                               (notebook 11's classroom budget and a fifth round; lthkit imp --ticket-from):
+#                               40 to 60 minutes per seed on one thread while the course CPU was shared
 #   make_reference.sh sparse    LeNet-300-100 on MNIST trained sparse from the start at the sparsity of at-init's IMP
 #                               ticket of round 8 (notebook 12's classroom budget; lthkit train --sparse, one run at a
 #                               time): about 2 minutes per seed
@@ -58,7 +58,8 @@ if [ "$which" = at-init ] || [ "$which" = all ]; then
   "$lthkit" sweep collect runs/reference-at-init --reference 'mnist-at-init-{method}'
 fi
 if [ "$which" = transfer ] || [ "$which" = all ]; then
-  # notebook 11's classroom budget: LeNet-300-100, 2 epochs, 5 rounds of 40% (fully-connected) and 20% (output);
+  # notebook 11's classroom budget and a fifth round: LeNet-300-100, 2 epochs, 5 rounds of 40% (fully-connected) and
+  # 20% (output);
   # IMP on MNIST with Adam (seed S), on Fashion-MNIST with Adam (seed S+10) and on MNIST with SGD, lr 0.02 (seed
   # S+20), then each ticket moved (lthkit imp --ticket-from) beside the target's own ticket and the random and
   # reinit controls, in the target's settings and seed
