@@ -329,7 +329,6 @@ def _collect(args: argparse.Namespace) -> int:
     files.save_figure(plot_sweep(runs_by_setting(args.folder)), args.folder / "sweep.png")
     print(f"written: {args.folder / 'sweep.csv'}, {args.folder / 'summary.csv'}, {args.folder / 'sweep.png'}")
     if args.reference:
-        import json
 
         copies: dict[Path, tuple[str, str, int, str]] = {}  # every name first: nothing is copied if one clashes
         for setting, seed, key, run, _ in finished_runs(args.folder):

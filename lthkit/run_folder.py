@@ -17,7 +17,6 @@ the lock when the process ends, however it ends, so a killed run never leaves a 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator

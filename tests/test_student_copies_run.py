@@ -7,7 +7,6 @@ papermill, as a learner's "Run All" would, in a folder of its own.
 """
 
 import re
-from pathlib import Path
 
 import nbformat
 import papermill
