@@ -76,13 +76,18 @@ lab-teacher: install
 # Every notebook runs under nbval at the "test" budget: papermill injects the parameter into a
 # copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
 # Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
+# pytest-xdist runs one worker per core, each (and each kernel it starts) on one thread: the tests are
+# small trainings, faster side by side than one at a time on every core. --dist loadfile keeps a
+# notebook's cells together, in order, in one kernel on one worker. TEST_WORKERS=0 runs everything in one process, on every core.
+TEST_WORKERS ?= auto
+TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install
 	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
 	for nb in $(NOTEBOOKS); do \
 	  $(BIN)/papermill --prepare-only --log-level WARNING "$$nb" "$(NBTEST)/$$(basename $$nb)" -p budget test || exit 1; \
 	done
-	$(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -n $(TEST_WORKERS) --dist loadfile
 
 # Re-execute every notebook in place at the classroom budget, refreshing its committed outputs.
 notebooks: install

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from lthkit import data as lthdata
 
@@ -19,17 +20,32 @@ SHARED = REPO.parent / "shared" / "datasets"
 
 def copy_shared_datasets() -> None:
     """Copy the byte-identical files from ../shared/datasets into data/: MNIST's and Fashion-MNIST's
-    archives (torchvision unpacks them there) and CIFAR-10's batch files (already unpacked)."""
+    archives (torchvision unpacks them there) and CIFAR-10's batch files (already unpacked), then
+    unpack each into lthkit's cache once. pytest-xdist's workers import this file at the same time:
+    one does the work under a lock while the others wait, so none reads a file half written."""
     if not SHARED.is_dir():
         return
-    for source in [*SHARED.glob("*/raw/*.gz"), *SHARED.glob("cifar-10-batches-py/*")]:
-        target = REPO / "data" / source.relative_to(SHARED)
-        if not target.exists() or target.stat().st_size != source.stat().st_size:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+    (REPO / "data").mkdir(exist_ok=True)
+    with FileLock(REPO / "data" / ".tests.lock"):
+        for source in [*SHARED.glob("*/raw/*.gz"), *SHARED.glob("cifar-10-batches-py/*")]:
+            target = REPO / "data" / source.relative_to(SHARED)
+            if not target.exists() or target.stat().st_size != source.stat().st_size:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        for name in ("mnist", "fashion-mnist", "cifar10"):
+            if not (REPO / "data" / "cache" / f"{name}.pt").exists():
+                try:
+                    lthdata.load_dataset(name, root=REPO / "data", download=False)
+                except lthdata.DataMissingError:
+                    pass  # the tests that need it skip, or fail under CI, with the reason
 
 
-copy_shared_datasets()
+def pytest_collection_modifyitems(items):
+    """The longest file first. ``make test`` runs pytest-xdist with ``--dist loadfile``: a file runs whole
+    on one worker, and the student copies' papermill runs (a third of the suite's time), collected late,
+    would otherwise run alone at the end while the other worker waits."""
+    items.sort(key=lambda item: item.path.name != "test_student_copies_run.py")
+
 
 if torch.cuda.is_available():  # cuBLAS reads it once, at its first use: before any test runs on the GPU
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -53,6 +69,9 @@ def _load(name: str, **kwargs) -> lthdata.Splits:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"real {name} is not available: {err}")
+
+
+copy_shared_datasets()
 
 
 @pytest.fixture(scope="session")

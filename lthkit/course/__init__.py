@@ -508,8 +508,8 @@ def measure_cifar_speed(models: tuple[str, ...] = ("conv2", "conv4", "conv6", "r
     from lthkit.train import TrainConfig, evaluate, resolve_device, train_together
 
     target, g = resolve_device(device), torch.Generator().manual_seed(0)
-    val = _cifar_split(200, g, target)
-    data = Splits(dataset_info("cifar10"), _cifar_split(1024, g, target), val, val)
+    val, few = _cifar_split(200, g, target), _cifar_split(8, g, target)
+    data = Splits(dataset_info("cifar10"), _cifar_split(1024, g, target), few, few)
     speed = {}
     for name in models:
         paper = model_spec(name).paper
@@ -528,7 +528,7 @@ def measure_cifar_speed(models: tuple[str, ...] = ("conv2", "conv4", "conv6", "r
         start = time.perf_counter()
         evaluate(net, val)
         per_image = (time.perf_counter() - start) / len(val)
-        evals = 4 * len(val) * per_image  # train_together measures validation and test at the start and end
+        evals = 4 * len(few) * per_image  # train_together measures validation and test at the start and end
         alone = max(seconds(1, iterations) - evals, 0.0) / iterations
         pair = max(seconds(2, iterations) - 2 * evals, 0.0) / iterations
         speed[name] = {"per_iteration": alone, "per_extra_arm": max(pair - alone, 0.0), "per_image": per_image}
