@@ -1,13 +1,16 @@
 """Two lthkit processes side by side on one machine: do their CPU threads fight?
 
-PyTorch's OpenMP threads spin while they wait for work. Alone that saves a wake-up; two processes
-each with a thread per core spin against each other's work, and a LeNet round ran 10-50 times
-slower than alone (issue 28). lthkit sets OpenMP's passive wait policy before PyTorch loads
-(``lthkit/__init__.py``): waiting threads sleep, and the arithmetic is unchanged.
+PyTorch's OpenMP threads spin for a while when they wait for work. Alone that saves a wake-up; two
+processes each with a thread per core spin against each other's work, and a LeNet round ran 10-50 times
+slower than alone (issue 28). OpenMP's passive wait policy (waiting threads sleep at once) stops the fight
+but makes a process alone two to three times slower: small layers wait for work thousands of times a
+second. One thread per process stops it too, and LeNet-300-100 trains as fast on one thread as on two.
+So lthkit leaves OpenMP's default (fastest alone), and whatever starts several processes at once gives each
+one thread: ``make test`` (its pytest-xdist workers), the sweeps (``--threads-per-job``).
 
-This times LeNet-300-100 training steps in a fresh process, alone and two at once, each on every
-core, under OpenMP's default policy and under lthkit's (``import lthkit`` first, nothing set), and
-writes benchmarks/threads-cpu.json. The goal: two side by side within 2.2x of one alone.
+This times LeNet-300-100 training steps in fresh processes, alone and two at once, under each policy, and
+writes benchmarks/threads-cpu.json. The goal: two side by side within 2.2x of one alone, and alone as fast
+as the default. Time it on a quiet machine: the load average at the end is recorded.
 
     OMP_NUM_THREADS= .venv/bin/python benchmarks/threads.py [--steps 400] [--repeats 3]
 """
@@ -25,8 +28,6 @@ from pathlib import Path
 
 CHILD = """
 import sys, time
-if sys.argv[1] == "lthkit":
-    import lthkit  # sets the wait policy before torch loads
 import torch
 from lthkit.models import build_model
 from lthkit.train import TrainConfig, make_optimizer
@@ -42,18 +43,18 @@ def steps(n):
         opt.step()
 steps(20)
 start = time.perf_counter()
-steps(int(sys.argv[2]))
+steps(int(sys.argv[1]))
 print(time.perf_counter() - start, torch.get_num_threads())
 """
 
-POLICIES = {"openmp default": ("plain", {}), "lthkit (passive)": ("lthkit", {})}
+POLICIES = {"openmp default, every core": {}, "passive wait, every core": {"OMP_WAIT_POLICY": "PASSIVE"},
+            "one thread each": {"OMP_NUM_THREADS": "1"}}
 
 
 def run(policy: str, steps: int, together: int) -> list[float]:
     """Seconds of ``steps`` steps in each of ``together`` processes started at once."""
-    how, env = POLICIES[policy]
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")} | env
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, how, str(steps)], env=env, stdout=subprocess.PIPE,
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")} | POLICIES[policy]
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(steps)], env=env, stdout=subprocess.PIPE,
                               text=True, cwd=Path(__file__).resolve().parents[1]) for _ in range(together)]
     return [float(p.communicate()[0].split()[0]) for p in procs]
 

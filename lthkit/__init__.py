@@ -12,13 +12,8 @@ then ``train(model, data, config)`` runs ``lthkit.train.train``.
 """
 
 import inspect
-import os
 import sys
 import types
-
-# Before PyTorch loads OpenMP: waiting threads sleep instead of spinning, so two lthkit processes on
-# one machine do not slow each other down tenfold (benchmarks/threads.py); the arithmetic is the same.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from lthkit.config import ConfigError, ExperimentConfig, make_config
 from lthkit.data import DataMissingError, Splits, load_dataset
