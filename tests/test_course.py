@@ -366,3 +366,68 @@ def test_the_readout_of_tickets_against_the_dense_network_says_what_the_run_show
     assert "the best ticket: round 2, 98.00% at 64.0%" in text
     assert "2 of 3 tickets stop earlier" in text and "iterations 400-500" in text
     assert "1 early stop at the last iteration (1,000), at 51.0% of the weights" in text
+
+
+def test_the_readout_of_a_learning_curve_says_where_it_stops_and_how_flat_its_floor_is():
+    """01's readout, from the learner's curve: the minimum of the validation loss, the other evaluations
+    within ``near`` of it, the test accuracy's range after the stop and the training/validation gap."""
+    from lthkit.course.readouts import learning_curve
+    from lthkit.results import ArmResult, CurvePoint
+
+    losses = {0: 2.3, 100: 0.2, 200: 0.1004, 300: 0.1, 400: 0.12, 500: 0.1009}
+    curve = [CurvePoint(i, 0.02 if i else 2.3, v, 0.0, 0.95 + i / 10_000) for i, v in losses.items()]
+    text = learning_curve(ArmResult.from_curve(curve), near=0.001)
+    assert "lowest at iteration 300 of 500 (0.100, from 2.300 at the start)" in text
+    assert "98.00% test accuracy there and 100.00% at the end" in text
+    assert "2 other evaluations came within 0.001 of that minimum (iterations 200, 500)" in text
+    assert "moves between 98.00% and 100.00%" in text
+    assert "training loss is 0.020 and the validation loss 0.101" in text and "a gap of 0.081" in text
+    still_falling = learning_curve(ArmResult.from_curve(curve[:4]), near=0.001)
+    assert "the minimum is the last evaluation" in still_falling and "a clear dip" not in still_falling
+    assert "no other evaluation came within 0.0001" in learning_curve(ArmResult.from_curve(curve), near=0.0001)
+
+
+def _run(accuracies: dict[str, list[float]], weights=(1.0, 0.5, 0.25, 0.125)):
+    """Results whose round r trains each arm at ``accuracies[arm][r]`` (round 0: the dense "ticket")."""
+    from lthkit.results import ArmResult, CurvePoint, Results, RoundResult
+
+    def arm(acc):
+        return ArmResult.from_curve([CurvePoint(0, 1.0, 1.0, acc, acc), CurvePoint(100, 0.5, 0.5, acc, acc)])
+
+    rounds = [RoundResult(r, w, {}, {a: arm(v[r]) for a, v in accuracies.items() if r == 0 and a == "ticket" or r})
+              for r, w in enumerate(weights)]
+    return Results(config={"dataset": "mnist", "eval_images": None}, rounds=rounds)
+
+
+def test_the_readout_of_the_controls_counts_only_gaps_beyond_the_noise():
+    """04's readout: a control a point behind from some round on, one that falls behind and recovers, and
+    one never behind; the interval printed is the binomial one of 10,000 test images."""
+    from lthkit.course.readouts import controls_against_ticket, interval_points
+
+    run = _run({"ticket": [0.97, 0.975, 0.98, 0.978], "reinit": [0, 0.97, 0.965, 0.96], "random": [0, 0.97, 0.978, 0.975]})
+    text = controls_against_ticket(run)
+    assert f"±{interval_points(0.97, 10_000):.1f} points" == "±0.3 points" and "±0.3 points" in text
+    assert "reinit is more than a point behind the ticket from round 2 (25.0% of the weights) on" in text
+    assert "its largest gap is 1.80 points, at 12.5%" in text
+    assert "random is never more than a point behind the ticket" in text
+    assert "ticket 97.80%, reinit 96.00%, random 97.50%" in text
+    recovers = controls_against_ticket(_run({"ticket": [0.97, 0.98, 0.98, 0.98], "reinit": [0, 0.96, 0.975, 0.95],
+                                             "random": [0, 0.98, 0.98, 0.98]}))
+    assert "first at round 1 (50.0%), not at every round after it" in recovers
+
+
+def test_the_readout_against_a_reference_counts_sparsities_beyond_the_interval_of_a_difference():
+    """07's readout: a gap counts only beyond the 95% interval of the difference of two accuracies (±0.5
+    points near 97% on 10,000 images), below and above apart, and the sparsest shared round is named."""
+    from lthkit.course.readouts import against, difference_interval, reference_spread, series
+
+    assert round(difference_interval(0.97, 0.97, 10_000), 2) == 0.47
+    run = _run({"ticket": [0.97, 0.975, 0.98, 0.978], "random": [0, 0.98, 0.97, 0.95], "reinit": [0, 0.972, 0.977, 0.981]})
+    text = against({"ticket": series(run), "random": series(run, "random"), "reinit": series(run, "reinit")},
+                   "ticket", 10_000)
+    assert "random: below ticket at 2 of 3 sparsities, above it at 1; at 12.5% of the weights 95.00% against 97.80% " \
+           "(-2.80 points)" in text
+    assert "reinit: below ticket at 0 of 3 sparsities, above it at 0" in text
+    other = _run({"ticket": [0.97, 0.96, 0.95, 0.94]})
+    spread = reference_spread({"IMP": ([run, other], "ticket")})
+    assert "IMP: 95.90% on average over 2 seeds (94.00% to 97.80%) at 12.5% of the weights" in spread

@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "lthkit"
 COURSE = "course"  # the package lthkit.course and everything in it
 COURSE_MODULES = {"course", "course.exercises", "course.code_exercises", "course.quizzes", "course.verdicts", "course.fallback",
-                  "course.widgets", "course.plots", "course.doctor", "course.shipping", "course.progress", "course.grade", "course.readouts"}
+                  "course.widgets", "course.plots", "course.doctor", "course.shipping", "course.progress", "course.grade", "course.readouts", "course.published"}
 CHECKERS = "course.code_exercises."  # its modules: the code checkers, one module per notebook
 ENTRY_POINTS = {"cli", "__init__"}
 

@@ -69,7 +69,7 @@ _STYLES = {  # arm: (colour, marker); no two arms share both
     "snip": (OKABE_ITO["orange"], "v"),
     "grasp": (OKABE_ITO["reddish purple"], "P"),
     "synflow": (OKABE_ITO["sky blue"], "s"),
-    "inverted": (OKABE_ITO["vermillion"], "v"),
+    "inverted": (OKABE_ITO["blue"], "X"),
     # notebook 08: Zhou et al.'s sign control, and masks learned over frozen weights
     "signs": (OKABE_ITO["orange"], "^"),
     "sampled": (OKABE_ITO["reddish purple"], "X"),
