@@ -78,7 +78,8 @@ lab-teacher: install
 # Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
 # pytest-xdist runs one worker per core, each (and each kernel it starts) on one thread: the tests are
 # small trainings, faster side by side than one at a time on every core. --dist loadfile keeps a
-# notebook's cells together, in order, in one kernel on one worker. TEST_WORKERS=0 runs everything in one process, on every core.
+# notebook's cells together, in order, in one kernel on one worker. TEST_WORKERS=0 runs everything in
+# one process, on every core.
 TEST_WORKERS ?= auto
 TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install
