@@ -76,11 +76,12 @@ lab-teacher: install
 # Every notebook runs under nbval at the "test" budget: papermill injects the parameter into a
 # copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
 # Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
-# pytest-xdist runs one worker per core, each (and each kernel it starts) on one thread: the tests are
-# small trainings, faster side by side than one at a time on every core. --dist loadfile keeps a
-# notebook's cells together, in order, in one kernel on one worker. TEST_WORKERS=0 runs everything in
-# one process, on every core.
-TEST_WORKERS ?= auto
+# TEST_WORKERS=auto runs pytest-xdist, one worker per core, each (and each kernel it starts) on one
+# thread, --dist loadfile keeping a notebook's cells in one kernel: 875 s instead of 1,476 s here. It is
+# not the default: once, a clean-clone run hung in a kernel that papermill had started beside another
+# worker's (parallel kernel launches race: nteract/papermill#239). The default runs one process on
+# every core.
+TEST_WORKERS ?= 0
 TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install
 	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
