@@ -133,7 +133,7 @@ def series(results: Results, arm: str = "ticket") -> dict[int, tuple[float, floa
 def difference_interval(a: float, b: float, images: int) -> float:
     """Half the width, in points, of the 95% interval of the difference of two accuracies measured on
     ``images`` test images each: about √2 times one accuracy's near equal accuracies."""
-    return 100 * 1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / images)
+    return math.hypot(interval_points(a, images), interval_points(b, images))
 
 
 def against(named: dict[str, dict[int, tuple[float, float]]], reference: str, images: int,
