@@ -76,12 +76,11 @@ lab-teacher: install
 # Every notebook runs under nbval at the "test" budget: papermill injects the parameter into a
 # copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
 # Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
-# TEST_WORKERS=auto runs pytest-xdist, one worker per core, each (and each kernel it starts) on one
-# thread, --dist loadfile keeping a notebook's cells in one kernel: 875 s instead of 1,476 s here. It is
-# not the default: once, a clean-clone run hung in a kernel that papermill had started beside another
-# worker's (parallel kernel launches race: nteract/papermill#239). The default runs one process on
-# every core.
-TEST_WORKERS ?= 0
+# pytest-xdist runs one worker per core, each (and each kernel it starts) on one thread, --dist loadfile
+# keeping a notebook's cells in one kernel: 875 s instead of 1,476 s here. The kernels listen on Unix
+# sockets (lthkit.kernels), so two started at once cannot be handed one TCP port. A cell that runs over
+# 10 minutes fails. TEST_WORKERS=0 runs one process on every core.
+TEST_WORKERS ?= auto
 TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install
 	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
@@ -89,7 +88,8 @@ test: install
 	  $(BIN)/papermill --prepare-only --log-level WARNING "$$nb" "$(NBTEST)/$$(basename $$nb)" -p budget test || exit 1; \
 	done
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg -n $(TEST_WORKERS) --dist loadfile
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 \
+	  -n $(TEST_WORKERS) --dist loadfile
 
 # Re-execute every notebook in place at the classroom budget, refreshing its committed outputs.
 notebooks: install

@@ -321,7 +321,7 @@ def _run_imp(job: Job, folder: Path) -> None:
 
 def _run_notebook(job: Job, folder: Path, threads: int, cell_timeout: int) -> None:
     """papermill in a process of its own (its kernel client is not safe in a worker's thread), its
-    kernel on ``threads`` threads; on Linux it dies with the worker (``_death_signal``), so a killed
+    kernel on Unix sockets (``lthkit.kernels``: jobs side by side never share a port) and on ``threads`` threads; on Linux it dies with the worker (``_death_signal``), so a killed
     job leaves nothing running behind it (elsewhere it runs on, and a second attempt meets its runs'
     folders in use and fails, to be submitted again)."""
     import subprocess
@@ -329,7 +329,7 @@ def _run_notebook(job: Job, folder: Path, threads: int, cell_timeout: int) -> No
 
     notebook = Path(job.notebook).resolve()
     parameters = {**job.parameters(), "output_dir": str(folder / "outputs")}
-    command = [sys.executable, "-m", "papermill", str(notebook), str(folder / "notebook.ipynb"),
+    command = [sys.executable, "-m", "lthkit.kernels", str(notebook), str(folder / "notebook.ipynb"),
                "-y", json.dumps(parameters), "--cwd", str(notebook.parent), "--no-progress-bar", "--log-output",
                *(["--execution-timeout", str(cell_timeout)] if cell_timeout else [])]
     print(shlex.join(command[1:]), flush=True)

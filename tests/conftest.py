@@ -8,11 +8,13 @@ import os
 import shutil
 from pathlib import Path
 
+import nbval.kernel
 import pytest
 import torch
 from filelock import FileLock
 
 from lthkit import data as lthdata
+from lthkit import kernels
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "datasets"
@@ -46,6 +48,10 @@ def pytest_collection_modifyitems(items):
     would otherwise run alone at the end while the other worker waits."""
     items.sort(key=lambda item: item.path.name != "test_student_copies_run.py")
 
+
+# nbval starts its kernels with jupyter_client's KernelManager, which no option of its own replaces. Under
+# pytest-xdist two workers start kernels at the same moment: on Unix sockets they cannot take each other's ports.
+nbval.kernel.KernelManager = kernels.KernelManager
 
 if torch.cuda.is_available():  # cuBLAS reads it once, at its first use: before any test runs on the GPU
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

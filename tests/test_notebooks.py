@@ -9,6 +9,8 @@ import nbformat
 import papermill
 import pytest
 
+from lthkit import kernels  # noqa: F401  (papermill's engine "lthkit": kernels on Unix sockets)
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
@@ -46,7 +48,7 @@ def test_papermill_injects_parameters_and_the_notebook_saves_them(tmp_path):
     papermill.execute_notebook(
         str(NOTEBOOKS / "01_dense_baseline.ipynb"), str(tmp_path / "01.ipynb"), cwd=str(NOTEBOOKS),
         parameters={"budget": "test", "seed": 3, "output_dir": str(out), "iterations": 60, "eval_every": 20},
-        progress_bar=False, log_output=False,
+        progress_bar=False, log_output=False, engine_name="lthkit",
     )
     saved = json.loads((out / "dense.json").read_text())
     assert saved["settings"]["seed"] == 3 and saved["config"]["seed"] == 3
@@ -61,7 +63,8 @@ def test_papermill_injects_parameters_and_the_notebook_saves_them(tmp_path):
 def test_a_wrong_parameter_stops_the_notebook_at_once_with_a_message(tmp_path, parameters, message):
     with pytest.raises(papermill.PapermillExecutionError) as err:
         papermill.execute_notebook(str(NOTEBOOKS / "03_winning_tickets.ipynb"), str(tmp_path / "03.ipynb"),
-                                   cwd=str(NOTEBOOKS), parameters=parameters, progress_bar=False, log_output=False)
+                                   cwd=str(NOTEBOOKS), parameters=parameters, progress_bar=False, log_output=False,
+                                   engine_name="lthkit")
     assert err.value.ename == "ParameterError" and message in err.value.evalue
     executed = nbformat.read(tmp_path / "03.ipynb", as_version=4)
     ran = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]

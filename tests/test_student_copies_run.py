@@ -12,6 +12,7 @@ import nbformat
 import papermill
 import pytest
 
+from lthkit import kernels  # noqa: F401  (papermill's engine "lthkit": kernels on Unix sockets)
 from lthkit.course.code_exercises import NOT_WRITTEN
 from lthkit.course.fallback import FALLBACK
 
@@ -45,7 +46,8 @@ def test_a_student_copy_with_every_stub_unwritten_runs_to_the_end_and_names_what
     source, ran = tmp_path / path.name, tmp_path / f"ran_{path.name}"
     nbformat.write(copy, source)
     papermill.execute_notebook(str(source), str(ran), parameters={"budget": "test", "output_dir": str(tmp_path / "out")},
-                               cwd=str(tmp_path), progress_bar=False, log_output=False)
+                               cwd=str(tmp_path), progress_bar=False, log_output=False, engine_name="lthkit",
+                               execution_timeout=600)
     printed = "\n".join("".join(o.get("text", "")) for c in nbformat.read(ran, as_version=4).cells
                         if c.cell_type == "code" for o in c.outputs)
     for fn, exercise in functions.items():

@@ -20,6 +20,8 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from lthkit import kernels  # noqa: F401  (papermill's engine "lthkit": kernels on Unix sockets)
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUNTIME = re.compile(r"(\*\*Run time\*\* on a 2-core laptop CPU at the `classroom` budget: )[^\n]*")
 
@@ -27,7 +29,8 @@ RUNTIME = re.compile(r"(\*\*Run time\*\* on a 2-core laptop CPU at the `classroo
 def refresh(path: Path) -> float:
     shutil.rmtree(NOTEBOOKS / "outputs" / path.name[:2], ignore_errors=True)
     start = time.perf_counter()
-    papermill.execute_notebook(str(path), str(path), cwd=str(NOTEBOOKS), log_output=False, progress_bar=False)
+    papermill.execute_notebook(str(path), str(path), cwd=str(NOTEBOOKS), log_output=False, progress_bar=False,
+                               engine_name="lthkit")
     seconds = time.perf_counter() - start
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]

@@ -1,0 +1,59 @@
+"""Kernels on Unix sockets (lthkit.kernels): what papermill's ``lthkit`` engine and the test suite's nbval start."""
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from lthkit import kernels
+
+pytestmark = pytest.mark.skipif(not kernels.UNIX_SOCKETS, reason="no Unix sockets here: kernels keep TCP")
+
+WHERE_AM_I = """import json, os
+from ipykernel import get_connection_info
+info = get_connection_info(unpack=True)
+print(json.dumps({"transport": info["transport"], "ip": info["ip"], "cwd": os.getcwd()}))"""
+
+
+def kernel_report(tmp_path: Path, name: str) -> dict:
+    """Run a one-cell notebook through ``papermill --engine lthkit`` in a folder of its own, as a sweep's job
+    runs, and return where its kernel listened."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(WHERE_AM_I)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    (tmp_path / name).mkdir()
+    ran = papermill.execute_notebook(str(tmp_path / f"{name}.ipynb"), str(tmp_path / f"ran_{name}.ipynb"),
+                                     cwd=str(tmp_path / name), engine_name="lthkit", progress_bar=False)
+    return json.loads(ran.cells[0].outputs[0]["text"])
+
+
+def test_papermills_lthkit_engine_runs_the_kernel_on_sockets_of_its_own_in_another_folder(tmp_path):
+    first, second = kernel_report(tmp_path, "a"), kernel_report(tmp_path, "b")
+    assert first["transport"] == second["transport"] == "ipc"
+    assert first["cwd"] == str(tmp_path / "a"), "the kernel ran where papermill was told"
+    assert os.path.isabs(first["ip"]) and os.path.isabs(second["ip"]), "a relative socket path depends on the folder"
+    assert first["ip"] != second["ip"]
+    assert not list(Path(first["ip"]).parent.glob(Path(first["ip"]).name + "-*")), "sockets left behind"
+
+
+def test_two_kernel_managers_started_together_listen_on_files_that_differ_and_are_removed():
+    managers = [kernels.KernelManager(kernel_name="python3") for _ in range(2)]
+    for km in managers:
+        km.start_kernel()
+    try:
+        for km in managers:
+            client = km.client()
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            client.stop_channels()
+        sockets = [sorted(Path(km.ip).parent.glob(Path(km.ip).name + "-*")) for km in managers]
+        assert all(km.transport == "ipc" for km in managers)
+        assert [len(s) for s in sockets] == [5, 5], "shell, iopub, stdin, control and heartbeat"
+        assert not set(sockets[0]) & set(sockets[1])
+    finally:
+        for km in managers:
+            km.shutdown_kernel(now=True)
+    assert not [s for km in managers for s in Path(km.ip).parent.glob(Path(km.ip).name + "-*")], "sockets left behind"
