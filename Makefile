@@ -77,9 +77,10 @@ lab-teacher: install
 # copy (without running it) and nbval executes the copy, checking the cells tagged nbval-check-output.
 # Notebook kernels read the real datasets from data/ (tests/conftest.py copies them from ../shared).
 # pytest-xdist runs one worker per core, each (and each kernel it starts) on one thread, --dist loadfile
-# keeping a notebook's cells in one kernel: 875 s instead of 1,476 s here. The kernels listen on Unix
-# sockets (lthkit.kernels), so two started at once cannot be handed one TCP port. A cell that runs over
-# 10 minutes fails. TEST_WORKERS=0 runs one process on every core.
+# keeping each file, and so a notebook's cells, on one worker and one kernel; tests/conftest.py spreads
+# the student copies one by one. The kernels listen on Unix sockets (lthkit.kernels), so two started at
+# once cannot be handed one TCP port. A cell that runs over 10 minutes fails. TEST_WORKERS=0 runs one
+# process on every core.
 TEST_WORKERS ?= auto
 TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install

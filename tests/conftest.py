@@ -42,11 +42,25 @@ def copy_shared_datasets() -> None:
                     pass  # the tests that need it skip, or fail under CI, with the reason
 
 
+STUDENT_COPIES = "test_student_copies_run.py"
+
+
 def pytest_collection_modifyitems(items):
-    """The longest file first. ``make test`` runs pytest-xdist with ``--dist loadfile``: a file runs whole
-    on one worker, and the student copies' papermill runs (a third of the suite's time), collected late,
-    would otherwise run alone at the end while the other worker waits."""
-    items.sort(key=lambda item: item.path.name != "test_student_copies_run.py")
+    """The student copies first: each is a notebook run of its own (together a third of the suite's
+    time), and collected late they would leave a worker running alone at the end."""
+    items.sort(key=lambda item: item.path.name != STUDENT_COPIES)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist sends each file whole, in order, to one worker (``--dist loadfile``: a notebook's cells
+    share one kernel), but each student copy on its own, so that their runs spread over the workers."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWholeStudentCopiesApart(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if STUDENT_COPIES in nodeid else super()._split_scope(nodeid)
+
+    return FilesWholeStudentCopiesApart(config, log)
 
 
 # nbval starts its kernels with jupyter_client's KernelManager, which no option of its own replaces. Under

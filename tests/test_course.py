@@ -431,3 +431,25 @@ def test_the_readout_against_a_reference_counts_sparsities_beyond_the_interval_o
     other = _run({"ticket": [0.97, 0.96, 0.95, 0.94]})
     spread = reference_spread({"IMP": ([run, other], "ticket")})
     assert "IMP: 95.90% on average over 2 seeds (94.00% to 97.80%) at 12.5% of the weights" in spread
+
+
+def test_the_readout_of_densities_finds_the_peak_and_counts_only_gaps_beyond_the_noise():
+    """08's readout: the peak density, the densities within the interval of a difference of it (±0.6
+    points near 95% on 10,000 images), and the sparsest one's fall."""
+    from lthkit.course.readouts import best_density
+
+    text = best_density({0.05: 0.80, 0.1: 0.89, 0.3: 0.944, 0.5: 0.957, 0.7: 0.959, 0.9: 0.94}, 10_000)
+    assert "your most accurate mask keeps 70% of each layer: 95.90%" in text
+    assert "keeping 50%." in text and "30%" not in text.split("\n")[1]
+    assert "keeping 5%: 80.00%, 15.90 points below it" in text
+    alone = best_density({0.1: 0.90, 0.5: 0.95}, 10_000)
+    assert "every other density is below it by more than" in alone
+
+
+def test_every_stop_capped_tells_a_run_whose_budget_set_every_early_stop():
+    from lthkit.course.readouts import every_stop_capped
+
+    capped = _run({"ticket": [0.97, 0.975], "reinit": [0, 0.96]}, weights=(1.0, 0.5))
+    assert every_stop_capped(capped)
+    capped.rounds[1].arms["reinit"].early_stop_iteration = 0
+    assert not every_stop_capped(capped)

@@ -325,3 +325,17 @@ def test_the_explorers_draw():
     instability_explorer({0: [0.1, 0.3, 0.1], 20: [0.1, 0.11, 0.1]})
     fig = plt.gcf()
     assert_legends_clear(fig)
+
+
+def test_the_instability_figure_colours_each_line_by_its_verdict_and_draws_the_two_point_level():
+    """06's static figure: the unstable line in the reinit colour and the stable one in the ticket's (as
+    the slider colours them), each with a dotted level at the mean of its ends plus 2 points."""
+    from lthkit.course.plots import plot_instability
+
+    ax = plot_instability({0: [0.53, 0.6, 0.47], 30: [0.511, 0.513, 0.51]})
+    curves = [line for line in ax.get_lines() if line.get_linestyle() != ":"]
+    levels = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert [c.get_color() for c in curves] == [COLORS["reinit"], COLORS["ticket"]]
+    assert [c.get_label() for c in curves] == ["copies from iteration 0: unstable", "copies from iteration 30: stable"]
+    assert [round(level.get_ydata()[0], 2) for level in levels] == [52.0, 53.05]
+    assert [level.get_color() for level in levels] == [COLORS["reinit"], COLORS["ticket"]]

@@ -94,3 +94,36 @@ def test_the_table_measures_on_the_first_test_images():
     split = shipping.table_split(make_config(model="lenet300"), 300)
     assert len(split) == 300 and split.x.device.type == "cpu"
     assert len(shipping.table_split(make_config(model="lenet300"), None)) == 10000
+
+
+def _form(name, accuracy, size, ms1, ms64, repeats=(1.0,)):
+    form = shipping.Shipped(name, None, size, accuracy=accuracy, ms={1: ms1, 64: ms64})
+    form.repeats = {1: [ms1 * r for r in repeats], 64: [ms64]}
+    return form
+
+
+def test_the_readout_of_a_table_says_what_each_form_saves_and_what_is_within_the_noise():
+    forms = [_form("dense network", 0.96, 1000, 1.0, 10.0, repeats=(1.0, 1.25)),
+             _form("ticket, masked", 0.97, 1250, 1.0, 10.0), _form("ticket, compact file", 0.97, 72, 1.0, 10.0),
+             _form("ticket, LZMA file", None, 84, 1.0, 10.0), _form("ticket, CSR kernels", 0.97, 187, 2.0, 14.0),
+             _form("ticket, onnxruntime", 0.97, 1004, 0.5, 11.0), _form("ticket, int8 (PyTorch)", 0.9685, 255, 1.0, 8.0),
+             _form("ticket, int8 (onnxruntime)", 0.9695, 256, 0.5, 5.0),
+             _form("channels kept 50%", 0.971, 473, 0.8, 5.0), _form("channels kept 25%", 0.93, 231, 0.5, 2.0)]
+    text = shipping.readout(forms, 2000)
+    assert "masked: 1.25× the dense network's bytes, 1.00× at batch 1 and 1.00× at batch 64" in text
+    assert "the compact one 7.2%, the LZMA one 8.4% of the dense network's bytes" in text
+    assert "CSR kernels: 0.50× at batch 1 and 0.71× at batch 64" in text
+    assert "int8 (onnxruntime): 2.00× at batch 1 and 2.00× at batch 64, 25.6% of the bytes" in text
+    assert "int8 moved accuracy by at most 0.15 points (the 95% interval of a difference on 2,000 images: ±1.1)" in text
+    assert "channels kept 50%: 1.25× at batch 1 and 2.00× at batch 64, 47.3% of the bytes; 97.10% against the " \
+           "ticket's 97.00% (+0.10 points, within the interval)" in text
+    assert "channels kept 25%" in text and "(-4.00 points, beyond the interval)" in text
+    assert "differed by up to 25% on this machine" in text
+
+
+def test_the_crossover_is_where_csr_stays_faster_at_every_sparser_density():
+    text = shipping.crossovers((0.5, 0.2, 0.1, 0.05, 0.02, 0.01), {
+        "big": [0.5, 1.05, 2.4, 7.0, 13.8, 27.4], "small": [0.3, 0.5, 1.1, 0.9, 1.02, 1.08], "never": [0.3] * 6})
+    assert "big: CSR is faster than dense from 20% of the weights kept down, 27.40× at 1%" in text
+    assert "small: CSR is faster than dense from 2% of the weights kept down, 1.08× at 1%" in text
+    assert "never: CSR is not faster than dense" in text

@@ -84,13 +84,14 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": 9170, "rounds": 8, "eval_every": 100, "rewind_iteration": 500},
     },
     # Shipping a ticket: LeNet-300-100 on MNIST, Conv-2 and ResNet-20 on CIFAR-10, each pruned to its paper's
-    # ticket sparsity in ticket_rounds rounds (models, in that order), ResNet-20 rewound to rewind_iteration;
+    # ticket sparsity in ticket_rounds rounds (models, in that order; the test budget leaves Conv-2 out: its
+    # paths are ResNet-20's, and its 17 MB cost the suite time), ResNet-20 rewound to rewind_iteration;
     # channel_keeps: the channel-pruned networks; table_images: test images the table measures on (None: all);
     # timing: (medians per batch size, seconds each) for torch.utils.benchmark.
     "10": {
         "test": {"subset": 500, "iterations": 20, "cifar_iterations": 4, "eval_every": 10, "eval_images": 200,
-                 "table_images": 200, "rewind_iteration": 2, "models": ("lenet300", "conv2", "resnet20"),
-                 "ticket_rounds": (1, 1, 1), "channel_keeps": (0.5,), "timing": (1, 0.01)},
+                 "table_images": 200, "rewind_iteration": 2, "models": ("lenet300", "resnet20"),
+                 "ticket_rounds": (1, 1), "channel_keeps": (0.5,), "timing": (1, 0.01)},
         "classroom": {"subset": None, "iterations": 1834, "cifar_iterations": 300, "eval_every": 100,
                       "eval_images": 1000, "table_images": 2000, "rewind_iteration": 30,
                       "models": ("lenet300", "conv2", "resnet20"), "ticket_rounds": (5, 2, 1),

@@ -470,6 +470,25 @@ def plot_error_along_line(errors: Sequence[float], ax: Axes | None = None, label
     return ax
 
 
+def plot_instability(lines: dict[int, Sequence[float]], ax: Axes | None = None) -> Axes:
+    """Each rewind point's error along the line between its two copies (``lines``: rewind iteration ->
+    errors), coloured as the slider colours it (the ticket's colour when stable, the reinit control's when
+    not), with the level it must stay under to count as stable, the mean of its ends plus Frankle et
+    al.'s 2 points, dotted in the same colour."""
+    from lthkit.stability import STABLE_WITHIN, is_stable
+
+    ax = _axes(ax)
+    for index, (k, errors) in enumerate(lines.items()):
+        stable = is_stable(list(errors))
+        color = COLORS["ticket"] if stable else COLORS["reinit"]
+        plot_error_along_line(errors, ax=ax, color=color, marker=style("", index=index)["marker"],
+                              label=f"copies from iteration {k}: " + ("stable" if stable else "unstable"))
+        ax.axhline(100 * ((errors[0] + errors[-1]) / 2 + STABLE_WITHIN), color=color, linestyle=":", lw=1)
+    ax.text(0.5, 0.02, f"dotted: the mean of a line's ends + {100 * STABLE_WITHIN:.0f} points (stable below it)",
+            transform=ax.transAxes, ha="center", fontsize=8, color=COLORS["reference"])
+    return ax
+
+
 def plot_weight_histogram(weights: np.ndarray, ax: Axes | None = None, bins: int = 80, **kwargs) -> Axes:
     """Histogram of the surviving (non-zero) weights of one layer."""
     ax = _axes(ax)

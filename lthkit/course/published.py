@@ -13,5 +13,15 @@ DESIGN: dict[str, dict[str, str]] = {
     "03": {"3.6": "what 15 rounds at 20% (10% for the output layer) leave, the fraction at which Frankle & "
                   "Carbin's LeNet-300-100 ticket is back to the dense network's accuracy"},
     "05": {"80.1": "what one round at Conv-2's per-layer rates leaves of its weights"},
+    "06": {"10.8": "what 10 rounds at 20% (10% for the output layer) leave of LeNet-300-100's weights"},
     "07": {"1.7": "what 8 rounds at 40% (20% for the output layer) leave of LeNet-300-100's weights"},
+    "08": {"10": "chance on ten classes",
+           "50": "the density at which the notebook trains edge-popup over the Glorot weights"},
+    "10": {"3.5": "the sparsity of LeNet-300-100's ticket in Frankle et al. 2020's Table 1 (15 rounds at 20%)",
+           "16.8": "the sparsity of ResNet-20's ticket in Frankle et al. 2020's Table 1 (8 rounds at 20%)",
+           "20": "the papers' pruning rate a round",
+           "50": "the larger share of channels the channel-pruned networks keep, and 2:4 sparsity's share",
+           "25": "the smaller share of channels the channel-pruned networks keep",
+           "5": "the density of the CSR example in the text (a tenth of the bytes of a dense matrix)"},
+    "09": {"13.2": "what 4 rounds at course.VIT_RATES leave of the transformer's prunable weights: exercise 2's answer"},
 }

@@ -120,7 +120,7 @@ QUIZZES["06"] = (
                   "final, small learning rate; and the two rewindings retrain for the same iterations, k to "
                   "the end, so (b) cannot be what separates them."),
     Question("b", "Each accuracy on 1,000 test images carries a 95% interval of about ±3.1 points, and the "
-                  "difference of two such accuracies about ±4.4, so one point (51.3% against 50.3%) says "
+                  "difference of two such accuracies about ±4.4, so one point says "
                   "nothing by itself. (a) reads noise as a result; (c) overreaches: the rewound-to-0 ticket is "
                   "not worse than the dense network here, and the case against iteration 0 rests on the "
                   "instability analysis and on the papers' longer runs."),

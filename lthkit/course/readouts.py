@@ -173,3 +173,28 @@ def reference_spread(named: dict[str, tuple[list[Results], str]]) -> str:
         lines.append(f"{name}: {sum(accuracies) / len(accuracies):.2%} on average over {len(runs)} seeds "
                      f"({min(accuracies):.2%} to {max(accuracies):.2%}) at {points[0][0]:.1%} of the weights")
     return "\n".join(f"- {line}." for line in lines)
+
+
+def best_density(accuracies: dict[float, float], images: int) -> str:
+    """Where test accuracy over densities (fraction of each layer kept -> accuracy) peaks (notebook 08's
+    edge-popup), which densities are within the 95% interval of a difference of the peak, and how far
+    the sparsest one falls from it."""
+    best = max(accuracies, key=accuracies.get)
+    near = [d for d in sorted(accuracies) if d != best and
+            100 * (accuracies[best] - accuracies[d]) <= difference_interval(accuracies[best], accuracies[d], images)]
+    sparsest = min(accuracies)
+    lines = [f"your most accurate mask keeps {best:.0%} of each layer: {accuracies[best]:.2%}",
+             (f"within the 95% interval of a difference of it (noise in one run): keeping "
+              f"{', '.join(f'{d:.0%}' for d in near)}") if near else
+             "every other density is below it by more than the 95% interval of a difference"]
+    if sparsest != best:
+        lines.append(f"keeping {sparsest:.0%}: {accuracies[sparsest]:.2%}, "
+                     f"{100 * (accuracies[best] - accuracies[sparsest]):.2f} points below it")
+    return "\n".join(f"- {line}." for line in lines)
+
+
+def every_stop_capped(results: Results) -> bool:
+    """Whether every network of the run (each arm of each round) stopped at its last evaluation: the
+    budget, not the validation loss, set every early stop, so early-stop iterations are one flat line
+    and accuracy at early stop is accuracy at the end (notebook 05 then draws one of each, not two)."""
+    return all(arm.early_stop_iteration == arm.curve[-1].iteration for r in results.rounds for arm in r.arms.values())

@@ -8,7 +8,6 @@ and its CPU latency at each batch size, and ``print_table`` shows them relative 
 
 from __future__ import annotations
 
-import lzma
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,8 +85,7 @@ def shipping_forms(dense: nn.Module, ticket: nn.Module, mask, input_shape: tuple
         Shipped("ticket, masked", ticket, size["masked"], "zeros stored and multiplied, mask beside"),
         Shipped("ticket, compact file", load_compact(folder / "ticket.pt"), (folder / "ticket.pt").stat().st_size,
                 "bitmask/CSR file, read back dense"),
-        Shipped("ticket, LZMA file", None, len(lzma.compress(saved_bytes(ticket.state_dict()), preset=6)),
-                "the zeros compressed away; loads back dense"),
+        Shipped("ticket, LZMA file", None, size["dense_lzma"], "the zeros compressed away; loads back dense"),
         Shipped("ticket, CSR kernels", sparse, state_bytes(sparse), "torch.sparse CSR linear layers"),
         Shipped("ticket, onnxruntime", OnnxModule(folder / "ticket.onnx", threads),
                 (folder / "ticket.onnx").stat().st_size, "ONNX graph, zeros multiplied"),
@@ -137,6 +135,62 @@ def print_table(title: str, forms: list[Shipped]) -> None:
                         for b in batches)
         print(f"{form.name:28s} {accuracy:>8s} {form.bytes:11,} {form.bytes / dense.bytes:8.3f}{cells}")
     print()
+
+
+def _speedups(dense: Shipped, form: Shipped) -> str:
+    return " and ".join(f"{dense.ms[b] / form.ms[b]:.2f}× at batch {b}" for b in dense.ms if b in form.ms)
+
+
+def readout(forms: list[Shipped], images: int) -> str:
+    """What one network's table shows, in sentences from the learner's run: each form's bytes and
+    speed-ups against the dense network (the first form), the ticket's (the second) accuracy against
+    the int8 and channel-pruned forms with the 95% interval of a difference of two accuracies on
+    ``images`` test images, and how far this machine's timings drifted between repeats."""
+    from lthkit.course.readouts import difference_interval
+
+    by_name = {form.name: form for form in forms}
+    dense, masked = forms[0], by_name["ticket, masked"]
+    lines = [f"masked: {masked.bytes / dense.bytes:.2f}× the dense network's bytes, {_speedups(dense, masked)}",
+             "files: the compact one " + f"{by_name['ticket, compact file'].bytes / dense.bytes:.1%}, the LZMA one "
+             f"{by_name['ticket, LZMA file'].bytes / dense.bytes:.1%} of the dense network's bytes"]
+    for name in ("ticket, CSR kernels", "ticket, onnxruntime", "ticket, int8 (PyTorch)", "ticket, int8 (onnxruntime)"):
+        form = by_name[name]
+        lines.append(f"{name.removeprefix('ticket, ')}: {_speedups(dense, form)}"
+                     + (f", {form.bytes / dense.bytes:.1%} of the bytes" if "int8" in name else ""))
+    int8 = [by_name[n] for n in ("ticket, int8 (PyTorch)", "ticket, int8 (onnxruntime)")]
+    moved = max(abs(f.accuracy - masked.accuracy) for f in int8)
+    lines.append(f"int8 moved accuracy by at most {100 * moved:.2f} points (the 95% interval of a difference on "
+                 f"{images:,} images: ±{difference_interval(masked.accuracy, masked.accuracy, images):.1f})")
+    for form in forms:
+        if form.name.startswith("channels kept"):
+            gap = 100 * (form.accuracy - masked.accuracy)
+            beyond = abs(gap) > difference_interval(form.accuracy, masked.accuracy, images)
+            lines.append(f"{form.name}: {_speedups(dense, form)}, {form.bytes / dense.bytes:.1%} of the bytes; "
+                         f"{form.accuracy:.2%} against the ticket's {masked.accuracy:.2%} ({gap:+.2f} points, "
+                         + ("beyond" if beyond else "within") + " the interval)")
+    spreads = [max(r) / min(r) - 1 for form in forms for r in form.repeats.values() if len(r) > 1]
+    if spreads:
+        lines.append(f"the repeats of one timing differed by up to {max(spreads):.0%} on this machine: a speed-up that "
+                     "close to 1× is no change")
+    return "\n".join(f"- {line}." for line in lines)
+
+
+def crossovers(densities: tuple[float, ...], speedups: dict[str, list[float]]) -> str:
+    """For each layer's CSR speed-ups over ``densities`` (fractions kept): the largest fraction kept from
+    which CSR is faster than dense at every sparser density, if any."""
+    lines = []
+    for label, values in speedups.items():
+        by_density = sorted(zip(densities, values))
+        faster = None
+        for density, speedup in by_density:
+            if speedup <= 1:
+                break
+            faster = density
+        lines.append(f"{label}: " + (f"CSR is faster than dense from {faster:.0%} of the weights kept down, "
+                                     f"{by_density[0][1]:.2f}× at {by_density[0][0]:.0%}" if faster else
+                                     f"CSR is not faster than dense even keeping {by_density[0][0]:.0%} "
+                                     f"({by_density[0][1]:.2f}×)"))
+    return "\n".join(f"- {line}." for line in lines)
 
 
 def trained_channel_pruned(dense: nn.Module, keep: float, config, data, folder: str | Path) -> nn.Module:
