@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -27,7 +26,7 @@ from torch.optim.swa_utils import update_bn
 from lthkit.data import Split, Splits
 from lthkit.masks import Mask
 from lthkit.rewind import Snapshot, rewind_to
-from lthkit.train import TrainConfig, evaluate, train
+from lthkit.train import TrainConfig, evaluate, train_together
 
 BN_BATCH_SIZE = 500  # images per forward pass when batch-norm statistics are recomputed
 
@@ -102,13 +101,12 @@ def train_copies(model: nn.Module, start: Snapshot, data: Splits, config: TrainC
                  ) -> tuple[nn.Module, nn.Module]:
     """Two copies of ``model`` rewound to ``start`` (under ``mask``), each trained from
     ``start.iteration`` to the end on its own data order: ``data_seeds``, by default drawn from
-    ``config.data_seed`` (``copy_data_seeds``)."""
-    copies = []
-    for seed in data_seeds if data_seeds is not None else copy_data_seeds(config.data_seed):
-        twin = rewind_to(copy.deepcopy(model), start, mask)
-        train(twin, data, replace(config, data_seed=seed), mask=mask, start_iteration=start.iteration,
-              progress=progress, desc=f"copy on data order {seed}")
-        copies.append(twin)
+    ``config.data_seed`` (``copy_data_seeds``). They train side by side (``train_together``), each bit
+    for bit as it would alone."""
+    seeds = list(data_seeds if data_seeds is not None else copy_data_seeds(config.data_seed))
+    copies = [rewind_to(copy.deepcopy(model), start, mask) for _ in seeds]
+    train_together(copies, data, config, masks=[mask] * len(copies), data_seeds=seeds,
+                   start_iteration=start.iteration, progress=progress, desc=f"copies on data orders {seeds}")
     return copies[0], copies[1]
 
 

@@ -222,9 +222,9 @@ def test_copies_on_one_data_order_coincide_and_on_two_orders_differ(mnist_small)
 
 def test_the_two_copies_draw_their_data_orders_from_the_runs_seed(mnist_small, monkeypatch):
     orders = []
-    real = lthkit.stability.train
-    monkeypatch.setattr(lthkit.stability, "train", lambda model, data, config, **kw: (
-        orders.append(config.data_seed), real(model, data, config, **kw))[1])
+    real = lthkit.stability.train_together
+    monkeypatch.setattr(lthkit.stability, "train_together", lambda models, data, config, **kw: (
+        orders.extend(kw["data_seeds"]), real(models, data, config, **kw))[1])
     model = build_model("lenet300", (1, 28, 28), seed=0)
     start = Snapshot.of(model)
     by_seed = {seed: train_copies(model, start, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=seed))
@@ -235,6 +235,10 @@ def test_the_two_copies_draw_their_data_orders_from_the_runs_seed(mnist_small, m
     assert not torch.equal(by_seed[0][0].fc1.weight, by_seed[7][0].fc1.weight)
     again = train_copies(model, start, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=7))
     assert all(torch.equal(x.fc1.weight, y.fc1.weight) for x, y in zip(again, by_seed[7]))
+    alone = copy.deepcopy(model)
+    train(alone, mnist_small, TrainConfig(iterations=3, eval_every=3, data_seed=copy_data_seeds(7)[1]), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(alone.state_dict().values(), by_seed[7][1].state_dict().values())), \
+        "trained side by side, each copy is bit for bit what it would be alone"
 
 
 def test_instability_of_a_pruned_batch_norm_network_recomputes_statistics_at_each_point(mnist_small, monkeypatch):

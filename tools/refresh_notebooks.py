@@ -24,6 +24,19 @@ from lthkit import kernels  # noqa: F401  (papermill's engine "lthkit": kernels 
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RUNTIME = re.compile(r"(\*\*Run time\*\* on a 2-core laptop CPU at the `classroom` budget: )[^\n]*")
+OPTIONAL = re.compile(r"^## \d+\. Optional: ", re.MULTILINE)
+
+
+def core_path_seconds(nb) -> float:
+    """Seconds the cells of ``nb`` outside its optional sections (headed ``## N. Optional: ...``, up to the
+    next ``## `` heading) took in its last papermill run: the computing of a lab's core path."""
+    seconds, optional = 0.0, False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            optional = bool(OPTIONAL.match(cell.source))
+        elif cell.cell_type == "code" and not optional:
+            seconds += cell.metadata.get("papermill", {}).get("duration") or 0.0
+    return seconds
 
 
 def refresh(path: Path) -> float:
@@ -34,8 +47,11 @@ def refresh(path: Path) -> float:
     seconds = time.perf_counter() - start
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
-    first.source = RUNTIME.sub(lambda m: m.group(1) + _minutes(seconds) + " (measured by the last refresh).",
-                               first.source)
+    core = core_path_seconds(nb)
+    stamp = _minutes(seconds) + " (measured by the last refresh)" + (
+        f"; the core path, without the optional sections, {_minutes(core)}." if OPTIONAL.search(
+            "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")) else ".")
+    first.source = RUNTIME.sub(lambda m: m.group(1) + stamp, first.source)
     nbformat.write(nb, path)
     return seconds
 
