@@ -43,6 +43,40 @@ def test_each_notebook_has_goals_one_parameters_cell_exercises_and_solutions(pat
     assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)
 
 
+OVER_TEN_MINUTES = {"06_rewinding.ipynb": "issue 25: 06's instability analysis and its two IMP runs compute for more "
+                                         "than 10 minutes of ResNet-20 training; a split is still to be made"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=OVER_TEN_MINUTES[p.name], strict=True))
+                                  if p.name in OVER_TEN_MINUTES else p for p in COURSE if p.name >= "05"],
+                         ids=lambda p: p.name)
+def test_the_core_path_of_a_lab_computes_for_at_most_ten_minutes_at_the_classroom_budget(path):
+    """A 90-minute lab holds reading, exercises and computing: the cells outside the sections marked
+    optional took at most 10 minutes in the committed run (papermill's durations, 2-core CPU), and the
+    first cell says what the last refresh measured."""
+    from test_classroom_tools import load_tool
+
+    refresh = load_tool("refresh_notebooks")
+    nb = nbformat.read(path, as_version=4)
+    core = refresh.core_path_seconds(nb)
+    assert 0 < core <= 600, f"{path.name}: the core path computed for {core:.0f} s; mark a section optional or trim it"
+    if refresh.OPTIONAL.search("\n".join(c.source for c in nb.cells if c.cell_type == "markdown")):
+        assert f"the core path, without the optional sections, {refresh._minutes(core)}." in nb.cells[0].source
+
+
+def test_the_core_path_leaves_out_exactly_the_optional_sections():
+    from test_classroom_tools import load_tool
+
+    refresh = load_tool("refresh_notebooks")
+    timed = lambda source, s: nbformat.v4.new_code_cell(source, metadata={"papermill": {"duration": s}})  # noqa: E731
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## 1. Core"), timed("a", 100.0),
+        nbformat.v4.new_markdown_cell("## 2. Optional: more"), timed("b", 50.0),
+        nbformat.v4.new_markdown_cell("### still optional"), timed("c", 7.0),
+        nbformat.v4.new_markdown_cell("## Save the results"), timed("d", 1.0)])
+    assert refresh.core_path_seconds(nb) == 101.0
+
+
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.name)
 def test_every_code_exercise_has_up_to_three_hints_folded_below_it(path):
     """The docstring states the contract; the recipe is in hints the learner opens one at a time, from a

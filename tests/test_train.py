@@ -201,3 +201,34 @@ def test_a_learners_masked_step_trains_as_lthkits_bit_for_bit(mnist_small, optim
     with pytest.raises(ConfigError, match="step of your own trains in the loop"):
         train(copy.deepcopy(model), mnist_small, config, mask=mask, progress=False, step=masked_step_right,
               engine="stacked")
+
+
+def test_a_network_with_a_small_strided_1x1_convolution_trains_in_the_contiguous_format():
+    """oneDNN's 1x1 weight gradient over 4 channels never returns in channels-last (a ResNet-20 keeping a
+    quarter of its channels has one): such a network trains contiguous, and a step ends; a whole ResNet-20
+    keeps the faster channels-last. The step runs in a process of its own, so a hang fails the test."""
+    import subprocess
+    import sys
+
+    from lthkit.ship import channel_pruned
+    from lthkit.train import channels_last_is_safe
+
+    whole = build_model("resnet20", (3, 32, 32), seed=0)
+    assert channels_last_is_safe(whole) and not channels_last_is_safe(channel_pruned(whole, (3, 32, 32), 0.25))
+    script = """
+import torch
+from lthkit.catalogue import dataset_info
+from lthkit.data import Split, Splits
+from lthkit.models import build_model
+from lthkit.ship import channel_pruned
+from lthkit.train import LoopNetworks, TrainConfig, train
+net = channel_pruned(build_model("resnet20", (3, 32, 32), seed=0), (3, 32, 32), 0.25)
+g = torch.Generator().manual_seed(0)
+split = lambda n: Split(torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g))
+data = Splits(dataset_info("cifar10"), split(256), split(64), split(64))
+assert LoopNetworks([net], [None], data, TrainConfig(iterations=2, eval_every=2), [0]).memory_format == torch.contiguous_format
+train(net, data, TrainConfig(iterations=2, eval_every=2, batch_size=128), progress=False)
+print("trained")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
