@@ -12,6 +12,11 @@ which breaks when the kernel runs in another folder (papermill's ``cwd``) and co
 kernels started in one folder; the name here is absolute and unique. Windows has no Unix sockets, so
 there kernels keep TCP.
 
+A client of these kernels also never waits on one long poll: nbclient waits for a cell's reply with a
+single ``get_msg`` as long as the cell's time limit, and now and then (cells that display widgets,
+jupyter/nbclient#312) it sleeps on past a reply that has arrived, the kernel idle, until that limit.
+The channels here poll a second at a time until the same deadline, so a reply that arrived is read.
+
 ``python -m lthkit.kernels`` is papermill's command line with these kernels, and ``engine_name="lthkit"``
 runs a notebook this way from Python once this module is imported (papermill's entry points would
 import lthkit from inside papermill's own import). ``KernelManager`` is the synchronous manager for
@@ -21,11 +26,14 @@ tools that start a kernel themselves (nbval).
 import os
 import sys
 import tempfile
+import time
 import uuid
+from queue import Empty
 
 import jupyter_client
+from jupyter_client.channels import AsyncZMQSocketChannel
 from papermill.engines import NBClientEngine, papermill_engines
-from traitlets import default
+from traitlets import DottedObjectName, Type, default
 
 UNIX_SOCKETS = os.name == "posix"
 
@@ -48,8 +56,35 @@ class KernelManager(_UnixSockets, jupyter_client.KernelManager):
     """jupyter_client's ``KernelManager``, its kernel on Unix sockets of its own."""
 
 
+class PatientChannel(AsyncZMQSocketChannel):
+    """A channel whose ``get_msg(timeout)`` polls a second at a time until ``timeout`` (or forever)."""
+
+    poll_s = 1.0
+
+    async def get_msg(self, timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = self.poll_s if deadline is None else min(self.poll_s, max(0.0, deadline - time.monotonic()))
+            try:
+                return await super().get_msg(timeout=wait)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+
+class AsyncKernelClient(jupyter_client.AsyncKernelClient):
+    """jupyter_client's ``AsyncKernelClient`` with patient shell and IOPub channels."""
+
+    shell_channel_class = Type(PatientChannel)
+    iopub_channel_class = Type(PatientChannel)
+
+
 class AsyncKernelManager(_UnixSockets, jupyter_client.AsyncKernelManager):
-    """jupyter_client's ``AsyncKernelManager`` (the one nbclient uses), its kernel on Unix sockets of its own."""
+    """jupyter_client's ``AsyncKernelManager`` (the one nbclient uses), its kernel on Unix sockets of its own
+    and its client's channels patient."""
+
+    client_class = DottedObjectName("lthkit.kernels.AsyncKernelClient")
+    client_factory = Type(AsyncKernelClient, klass=jupyter_client.AsyncKernelClient)
 
 
 class Engine(NBClientEngine):

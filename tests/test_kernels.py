@@ -57,3 +57,46 @@ def test_two_kernel_managers_started_together_listen_on_files_that_differ_and_ar
         for km in managers:
             km.shutdown_kernel(now=True)
     assert not [s for km in managers for s in Path(km.ip).parent.glob(Path(km.ip).name + "-*")], "sockets left behind"
+
+
+def test_a_papermill_kernels_client_polls_its_channels_a_second_at_a_time_until_the_deadline(monkeypatch):
+    """nbclient waits for a reply with one long get_msg that can sleep past a reply already there
+    (jupyter/nbclient#312); the channels here poll every second, find a reply, and give up at the deadline."""
+    import asyncio
+    import time
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    polls = []
+    one_poll = AsyncZMQSocketChannel.get_msg
+
+    async def counted(self, timeout=None):
+        polls.append(timeout)
+        return await one_poll(self, timeout=timeout)
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", counted)
+
+    async def exercise():
+        km = kernels.AsyncKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        client = km.client()
+        try:
+            assert isinstance(client, kernels.AsyncKernelClient)
+            client.start_channels()
+            await client.wait_for_ready(timeout=60)
+            assert isinstance(client.shell_channel, kernels.PatientChannel)
+            assert isinstance(client.iopub_channel, kernels.PatientChannel)
+            msg_id = client.kernel_info()
+            reply = await client.shell_channel.get_msg(timeout=30)
+            assert reply["parent_header"]["msg_id"] == msg_id
+            start, before = time.monotonic(), len(polls)
+            with pytest.raises(Empty):
+                await client.shell_channel.get_msg(timeout=2.5)
+            assert 2.4 <= time.monotonic() - start < 4
+            assert len(polls) - before == 3 and max(polls[before:]) <= 1.0, "a poll a second, none longer"
+        finally:
+            client.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    asyncio.run(exercise())
