@@ -24,5 +24,4 @@ DESIGN: dict[str, dict[str, str]] = {
            "50": "the larger share of channels the channel-pruned networks keep, and 2:4 sparsity's share",
            "25": "the smaller share of channels the channel-pruned networks keep",
            "5": "the density of the CSR example in the text (a tenth of the bytes of a dense matrix)"},
-    "09": {"13.2": "what 4 rounds at course.VIT_RATES leave of the transformer's prunable weights: exercise 2's answer"},
 }
