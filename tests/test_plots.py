@@ -339,3 +339,15 @@ def test_the_instability_figure_colours_each_line_by_its_verdict_and_draws_the_t
     assert [c.get_label() for c in curves] == ["copies from iteration 0: unstable", "copies from iteration 30: stable"]
     assert [round(level.get_ydata()[0], 2) for level in levels] == [52.0, 53.05]
     assert [level.get_color() for level in levels] == [COLORS["reinit"], COLORS["ticket"]]
+
+
+def test_a_figure_of_several_schedules_labels_round_values_and_ticks_every_point_drawn():
+    fig, ax = plt.subplots()
+    ax.plot([100, 60.1, 36.1, 21.7, 13.1, 7.87, 4.75, 2.87, 1.74], np.linspace(97, 96, 9), "o-")  # IMP's rounds
+    ax.plot([90, 70, 51.1, 30, 10, 5], np.linspace(94, 79, 6), "o-")  # masks at other densities
+    weights_axis(ax, labelled=(100, 50, 20, 10, 5, 2))
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["100", "50", "20", "10", "5", "2"]
+    major, minor = ticks(ax)
+    assert {90, 70, 51.1, 30, 60.1, 1.74} <= set(minor), "every point drawn keeps its unlabelled tick"
+    assert_labels_apart(ax)

@@ -127,3 +127,21 @@ def test_the_crossover_is_where_csr_stays_faster_at_every_sparser_density():
     assert "big: CSR is faster than dense from 20% of the weights kept down, 27.40× at 1%" in text
     assert "small: CSR is faster than dense from 2% of the weights kept down, 1.08× at 1%" in text
     assert "never: CSR is not faster than dense" in text
+
+
+def test_what_held_across_networks_names_the_ranges_and_only_the_forms_faster_everywhere_beyond_the_drift():
+    def table(compact, onnx_ms1, channels_ms, drift=1.0):
+        return [_form("dense network", 0.5, 1000, 1.0, 10.0, repeats=(1.0, drift)),
+                _form("ticket, masked", 0.5, 1250, 1.0, 10.0), _form("ticket, compact file", 0.5, compact, 1.0, 10.0),
+                _form("ticket, onnxruntime", 0.5, 1004, onnx_ms1, 11.0),
+                _form("channels kept 50%", 0.5, 470, *channels_ms)]
+
+    tables = {"lenet300": table(72, 0.5, (0.8, 5.0)), "resnet20": table(236, 0.25, (0.5, 2.0), drift=1.1)}
+    text = shipping.across_networks(tables)
+    assert "the compact files take 7.2% to 23.6% (lenet300 7.2%, resnet20 23.6%) of their dense networks' bytes" in text
+    assert "onnxruntime ran the masked tickets at 2.00× to 4.00× (lenet300 2.00×, resnet20 4.00×)" in text
+    assert text.endswith("in all 2 networks, by more than the drift of their repeats: channels kept 50%.")
+    tables["resnet20"] = table(236, 0.25, (0.95, 2.0), drift=1.1)  # 1.05× at batch 1: within its 10% drift
+    assert shipping.across_networks(tables).endswith("drift of their repeats: no form.")
+    del tables["resnet20"][-1]  # a form missing from one table is not faster everywhere
+    assert shipping.across_networks(tables).endswith("drift of their repeats: no form.")

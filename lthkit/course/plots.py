@@ -38,7 +38,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.legend import Legend
 from matplotlib.patches import Patch
 from matplotlib.textpath import TextToPath
-from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, Locator, LogLocator, NullFormatter
 from matplotlib.transforms import offset_copy
 
 from lthkit.results import ArmResult, Results
@@ -334,17 +334,19 @@ class DrawnPointsLocator(Locator):
         return sorted((values[order[i]] for i in keep), reverse=True)
 
 
-def weights_axis(ax: Axes, smallest: float | None = None) -> Axes:
+def weights_axis(ax: Axes, smallest: float | None = None, labelled: Sequence[float] | None = None) -> Axes:
     """Percent of weights remaining on a log axis, 100% at the left, as in the paper's figures.
 
     Labelled ticks sit at the points drawn (thinned where labels would touch), unlabelled ones at
-    the rest. The axis reaches down to ``smallest``, if given, or to the sparsest point drawn,
+    the rest. A figure that mixes the points of several schedules, whose labels would crowd, labels
+    round values instead: ``labelled`` (such as 100, 50, 20, 10, 5, 2), and ticks every point drawn
+    unlabelled. The axis reaches down to ``smallest``, if given, or to the sparsest point drawn,
     whichever is lower.
     """
     drawn = _drawn_x(ax)
     lowest = min([v for v in (smallest, *drawn[-1:]) if v is not None] or [1.0])
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(DrawnPointsLocator(ax))
+    ax.xaxis.set_major_locator(FixedLocator(sorted(labelled, reverse=True)) if labelled else DrawnPointsLocator(ax))
     ax.xaxis.set_minor_locator(DrawnPointsLocator(ax, thin=False))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _weights_label(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())

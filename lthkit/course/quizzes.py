@@ -100,7 +100,7 @@ QUIZZES["05"] = (
                   "in a run that stops while accuracy still rises shows overfitting, (c)."),
     Question("a", "97.5% of Conv-2's prunable weights sit in its first fully-connected layer, pruned at 20% per "
                   "round, so the whole network loses almost exactly 20% per round (80.1% left after round 1 "
-                  "in the committed table). Averaging the rates, (b), ignores that the layers differ in size "
+                  "in the reference runs' table). Averaging the rates, (b), ignores that the layers differ in size "
                   "by a factor of a hundred; the convolutions' 10%, (c), applies to under 1% of the weights."),
     Question("c", "The reinit control keeps the ticket's mask and draws fresh initial values, so a gap "
                   "between the two can only come from the initial values. It has the same number of weights "

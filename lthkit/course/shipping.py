@@ -168,10 +168,46 @@ def readout(forms: list[Shipped], images: int) -> str:
             lines.append(f"{form.name}: {_speedups(dense, form)}, {form.bytes / dense.bytes:.1%} of the bytes; "
                          f"{form.accuracy:.2%} against the ticket's {masked.accuracy:.2%} ({gap:+.2f} points, "
                          + ("beyond" if beyond else "within") + " the interval)")
-    spreads = [max(r) / min(r) - 1 for form in forms for r in form.repeats.values() if len(r) > 1]
-    if spreads:
-        lines.append(f"the repeats of one timing differed by up to {max(spreads):.0%} on this machine: a speed-up that "
+    if any(len(r) > 1 for form in forms for r in form.repeats.values()):
+        lines.append(f"the repeats of one timing differed by up to {_drift(forms):.0%} on this machine: a speed-up that "
                      "close to 1× is no change")
+    return "\n".join(f"- {line}." for line in lines)
+
+
+def _drift(forms: list[Shipped]) -> float:
+    """How far one timing's repeats differed on this machine, at most, in one table."""
+    return max((max(r) / min(r) - 1 for form in forms for r in form.repeats.values() if len(r) > 1), default=0.0)
+
+
+def _span(values: dict[str, float], unit: str) -> str:
+    fmt = (lambda v: f"{v:.1%}") if unit == "%" else (lambda v: f"{v:.2f}×")
+    each = ", ".join(f"{network} {fmt(v)}" for network, v in values.items())
+    return f"{fmt(min(values.values()))} to {fmt(max(values.values()))} ({each})"
+
+
+def _named(forms: list[Shipped], name: str) -> Shipped | None:
+    return next((form for form in forms if form.name == name), None)
+
+
+def _faster_everywhere(name: str, forms: list[Shipped]) -> bool:
+    dense, form = forms[0], _named(forms, name)
+    return form is not None and bool(form.ms) and all(
+        dense.ms[b] / form.ms[b] > 1 + _drift(forms) for b in dense.ms)
+
+
+def across_networks(tables: dict[str, list[Shipped]]) -> str:
+    """What held in every network's table of the learner's run: the compact files' share of the dense
+    networks' bytes, onnxruntime's speed-up at batch 1, and the forms that ran faster than their dense
+    network (the first form) at every batch size in every table, by more than that table's drift
+    between repeats."""
+    compact = {n: _named(forms, "ticket, compact file").bytes / forms[0].bytes for n, forms in tables.items()}
+    onnx = {n: forms[0].ms[1] / _named(forms, "ticket, onnxruntime").ms[1] for n, forms in tables.items()}
+    names = [f.name for f in next(iter(tables.values()))[1:]]
+    faster = [name for name in names if all(_faster_everywhere(name, forms) for forms in tables.values())]
+    lines = [f"the compact files take {_span(compact, '%')} of their dense networks' bytes",
+             f"onnxruntime ran the masked tickets at {_span(onnx, '×')} the dense speed at batch 1",
+             f"faster than the dense network at every batch size in all {len(tables)} networks, by more than the "
+             "drift of their repeats: " + (", ".join(faster) if faster else "no form")]
     return "\n".join(f"- {line}." for line in lines)
 
 
