@@ -47,13 +47,18 @@ steps(int(sys.argv[1]))
 print(time.perf_counter() - start, torch.get_num_threads())
 """
 
-POLICIES = {"openmp default, every core": {}, "passive wait, every core": {"OMP_WAIT_POLICY": "PASSIVE"},
+POLICIES = {"openmp default, every core": {},
+            "passive wait, every core": {"OMP_WAIT_POLICY": "PASSIVE"},
+            "spin 100k, every core": {"GOMP_SPINCOUNT": "100000"},
+            "spin 10k, every core": {"GOMP_SPINCOUNT": "10000"},
+            "spin 1k, every core": {"GOMP_SPINCOUNT": "1000"},
             "one thread each": {"OMP_NUM_THREADS": "1"}}
 
 
 def run(policy: str, steps: int, together: int) -> list[float]:
     """Seconds of ``steps`` steps in each of ``together`` processes started at once."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")} | POLICIES[policy]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")} | POLICIES[policy]
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(steps)], env=env, stdout=subprocess.PIPE,
                               text=True, cwd=Path(__file__).resolve().parents[1]) for _ in range(together)]
     return [float(p.communicate()[0].split()[0]) for p in procs]
@@ -71,7 +76,7 @@ def main() -> None:
         pair = min(max(run(policy, args.steps, 2)) for _ in range(args.repeats))
         found[policy] = {"alone_s": round(alone, 3), "two_side_by_side_s": round(pair, 3),
                          "ratio": round(pair / alone, 2)}
-        print(f"{policy:18s} alone {alone:.2f} s, two side by side {pair:.2f} s: {pair / alone:.2f}x", flush=True)
+        print(f"{policy:26s} alone {alone:.2f} s, two side by side {pair:.2f} s: {pair / alone:.2f}x", flush=True)
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
                          f"at the end", "steps": args.steps, "repeats (best of)": args.repeats,
               "goal": "two side by side within 2.2x of one alone", "results": found,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from lthkit.masks import Mask, layer_rates, prune_layer, random_mask_like
-from lthkit.rewind import keep_signs, reinitialize, rewind_to
+from lthkit.masks import Mask, layer_rates, prune_by_magnitude, prune_layer, random_mask_like
+from lthkit.rewind import Snapshot, keep_signs, reinitialize, reinitialize_keeping_signs, rewind_to
 from lthkit.train import masked_step
 
 
@@ -47,6 +47,56 @@ class Rules:
     score: Callable | None = None
     masked_step: Callable = masked_step
     layer_rates: Callable = layer_rates
+
+    # Each step as IMP takes it: lthkit's own, or the learner's, whose answer is checked.
+
+    def pruned(self, trained: torch.nn.Module, mask: Mask, kind_rates: Mapping[str, float]) -> Mask:
+        """Layer-wise magnitude pruning of ``trained`` under ``mask`` at the rates per kind of layer."""
+        rates = layer_rates(trained, kind_rates) if self.layer_rates is layer_rates else \
+            _checked_rates(self.layer_rates(trained, dict(kind_rates)), mask)
+        if self.prune_layer is prune_layer:
+            return prune_by_magnitude(trained, mask, rates)
+        params = dict(trained.named_parameters())
+        return _checked_mask("prune_layer", {n: self.prune_layer(params[n].detach().clone(), m.clone(), rates[n])
+                                             for n, m in mask.items()}, mask)
+
+    def rewound(self, model: torch.nn.Module, point: Snapshot, mask: Mask) -> torch.nn.Module:
+        """``model`` set to the rewind point's weights under ``mask``."""
+        if self.rewind is rewind_to:
+            return rewind_to(model, point, mask)
+        initial = {n: v.clone() for n, v in point.state.items()}
+        return _checked_model("rewind", self.rewind(model, initial, _copy(mask)), mask)
+
+    def reinitialized(self, model: torch.nn.Module, mask: Mask, seed: int) -> torch.nn.Module:
+        """``model`` on fresh weights drawn from ``seed``, under ``mask``."""
+        if self.reinit is reinitialize:
+            return reinitialize(model, mask, seed)
+        return _checked_model("reinit", self.reinit(model, _copy(mask), seed), mask)
+
+    def random_mask_of(self, mask: Mask, g: torch.Generator) -> Mask:
+        """As many weights per layer as ``mask`` keeps, at random positions drawn from ``g``."""
+        if self.random_mask is random_mask_like:
+            return random_mask_like(mask, g)
+        return _checked_mask("random_mask", self.random_mask(_copy(mask), g), mask, same_counts=True)
+
+    def signs_kept(self, fresh: Callable[[], torch.nn.Module], initial: dict[str, torch.Tensor], mask: Mask,
+                   seed: int) -> torch.nn.Module:
+        """The ``reinitialized`` control's magnitudes (``fresh()`` drawn from ``seed``) with the
+        ``initial`` weights' signs, under ``mask``."""
+        if self.keep_signs is keep_signs:
+            return reinitialize_keeping_signs(fresh(), initial, mask, seed)
+        try:
+            model = reinitialize_keeping_signs(fresh(), initial, mask, seed, self.keep_signs)
+        except ValueError as err:
+            raise RuleError(f"your {err}") from None
+        params, magnitudes = dict(model.named_parameters()), reinitialize(fresh(), mask, seed)
+        for name, m in mask.items():
+            kept, w = m.cpu().bool(), params[name].detach().cpu()
+            if not torch.equal(w[kept].sign(), initial[name].cpu()[kept].sign()):
+                raise RuleError(f"your keep_signs gave weights of {name} signs other than the initial ones")
+            if not torch.equal(w[kept].abs(), magnitudes.get_parameter(name).detach().cpu()[kept].abs()):
+                raise RuleError(f"your keep_signs did not keep the fresh magnitudes of {name}")
+        return model
 
     def describe(self) -> dict[str, str]:
         """The rules that are not lthkit's, each named with a fingerprint of its code: a run

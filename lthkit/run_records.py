@@ -133,7 +133,7 @@ def check_eval_sets(data: Splits, folder: RunFolder | None, results: Results, *,
 
 def arithmetic_of(config: ExperimentConfig, engine: str, rules: Rules, model: torch.nn.Module) -> dict:
     """What, besides the configuration, decides a run's last bits: the device, the engine the rounds
-    train with (``auto`` resolved as ``_train_round`` resolves it) and the CPU's thread count (the
+    train with (``auto`` resolved as ``lthkit.imp_runs.train_round`` resolves it) and the CPU's thread count (the
     order of a sum over threads; 1 and 2 threads part after a few hundred LeNet steps)."""
     own_step = rules.masked_step is not masked_step
     chosen = "loop" if own_step else choose_engine(engine, [model, model], torch.device(config.device),

@@ -395,114 +395,138 @@ def train_together(
     ``step(model, mask, optimizer, loss)``, with ``masked_step``'s contract, replaces lthkit's masked
     step (a learner's own, notebook 03): each network then has its own optimiser, in the loop.
     """
-    if not 0 <= start_iteration < config.iterations:
-        raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
     masks = masks if masks is not None else [None] * len(models)
-    if len(masks) != len(models):
-        raise ValueError(f"{len(models)} models but {len(masks)} masks: give one mask (or None) per model")
     seeds = list(data_seeds) if data_seeds is not None else [config.data_seed] * len(models)
-    if len(seeds) != len(models):
-        raise ValueError(f"{len(models)} models but {len(seeds)} data seeds: give one seed per model")
     wanted = {snapshot_at} if isinstance(snapshot_at, int) else set(snapshot_at or ())
-    if any(not start_iteration <= k <= config.iterations for k in wanted):
-        raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
-    device = data.device
-    if step is not None:
-        if (engine.name if isinstance(engine, Engine) else engine) == "stacked":
-            raise ConfigError("a step of your own trains in the loop, one network at a time: use engine 'loop' or 'auto'")
-        engine = Engine("loop", False, "a step of your own")
-    if not isinstance(engine, Engine):
-        engine = choose_engine(engine, models, device, config.augment)
-    if engine.name == "stacked":
-        nets = StackedNetworks(models, masks, data.train.x, data.train.y, seeds,
-                               lambda params, capturable: make_optimizer(params, config, capturable=capturable),
-                               graph=engine.graph)
-    else:
-        nets = LoopNetworks(models, masks, data, config, seeds, step)
-    fingerprint = {"config": repr(astuple(replace(config, data_seed=0))), "start_iteration": start_iteration,
-                   "snapshot_at": sorted(wanted)}
-    orders = {s: BatchOrder(len(data.train), config.batch_size, s, device) for s in dict.fromkeys(seeds)}
+    _check_together(models, masks, seeds, config, start_iteration, wanted)
+    nets = _networks(models, masks, data, config, seeds, engine, step)
+    kept = _Kept(nets, data, seeds, wanted, fingerprint={
+        "config": repr(astuple(replace(config, data_seed=0))), "start_iteration": start_iteration,
+        "snapshot_at": sorted(wanted)})
+    orders = {s: BatchOrder(len(data.train), config.batch_size, s, data.device) for s in dict.fromkeys(seeds)}
     scheduled = bool(config.warmup or config.milestones)
-
-    def measure() -> list[tuple[float, ...]]:
-        val, test = nets.measure(data.val), nets.measure(data.test)
-        return list(zip(val[0], val[1], test[0], test[1]))
-
-    taken: list[dict[int, Snapshot]] = [{} for _ in models]
-
-    def keep_if_wanted(iteration: int) -> None:
-        if iteration in wanted:
-            for i, kept in enumerate(taken):
-                kept[iteration] = Snapshot(iteration, nets.weights(i))
-
-    curves: list[list[CurvePoint]] = [[] for _ in models]
-
-    def record(iteration: int, train_losses: list[float], measured: list[tuple[float, ...]]) -> None:
-        for curve, train_loss, (val_loss, val_acc, _, test_acc) in zip(curves, train_losses, measured):
-            curve.append(CurvePoint(iteration, train_loss, val_loss, val_acc, test_acc))
-
-    def state(iteration: int) -> dict:
-        """Everything the loop carries past ``iteration`` (an evaluation, so no running loss), as
-        copies on the CPU: training going on cannot change a state already handed out."""
-        return _cpu_copy({
-            **fingerprint, "iteration": iteration,
-            "networks": [{**nets.network_state(i), "data_seed": seeds[i],
-                          "curve": [astuple(p) for p in curves[i]],
-                          "snapshots": {k: s.state for k, s in taken[i].items()}} for i in range(len(models))],
-            "rng": torch.get_rng_state(),
-            "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
-        })
-
-    def restore(saved: dict) -> int:
-        mismatch = [k for k in ("config", "start_iteration", "snapshot_at") if saved.get(k) != fingerprint[k]]
-        if [n.get("data_seed") for n in saved.get("networks", ())] != seeds:
-            mismatch.append("networks")
-        if mismatch or not start_iteration < saved["iteration"] < config.iterations:
-            raise ValueError(f"the checkpoint to resume from belongs to other training ({', '.join(mismatch) or 'iteration'} "
-                             f"differ): resume with the models, config and start_iteration that made it")
-        for i, network in enumerate(saved["networks"]):
-            nets.load_network_state(i, network)
-            curves[i][:] = [CurvePoint(*p) for p in network["curve"]]
-            taken[i].update({k: Snapshot(k, {n: v.to(device) for n, v in st.items()})
-                             for k, st in network["snapshots"].items()})
-        torch.set_rng_state(saved["rng"])
-        restore_cuda_rng(saved.get("cuda_rng") or [], device)
-        return saved["iteration"]
-
-    running = torch.zeros(len(models), device=device)
-    steps_since = 0
+    running, steps_since = torch.zeros(len(models), device=data.device), 0
     if resume is None:
         first = start_iteration
-        keep_if_wanted(start_iteration)
-        pending = measure()
+        kept.snapshot_if_wanted(start_iteration)
+        pending = kept.measure()
     else:
-        first, pending = restore(resume), None
+        first, pending = kept.restore(resume, start_iteration, config.iterations), None
     bar = tqdm(total=config.iterations - start_iteration, initial=first - start_iteration, desc=desc,
                disable=None if progress else True, leave=False)
     last_checkpoint = time.monotonic()
     for it in range(first, config.iterations):
         batches = {s: order(it) for s, order in orders.items()}
-        lr = config.lr_at(it) if scheduled else None
-        running += nets.step(batches, lr, it)
+        running += nets.step(batches, config.lr_at(it) if scheduled else None, it)
         steps_since += 1
         if it == start_iteration:
-            record(start_iteration, running.tolist(), pending)
+            kept.add_point(start_iteration, running.tolist(), pending)
         done = it + 1
-        keep_if_wanted(done)
+        kept.snapshot_if_wanted(done)
         if done % config.eval_every == 0 or done == config.iterations:
-            measured = measure()
-            record(done, (running / steps_since).tolist(), measured)
+            measured = kept.measure()
+            kept.add_point(done, (running / steps_since).tolist(), measured)
             running.zero_()
             steps_since = 0
             bar.update(done - bar.n - start_iteration)
             bar.set_postfix(val_acc=" ".join(f"{m[1]:.4f}" for m in measured))
             if (checkpoint is not None and done < config.iterations
                     and time.monotonic() - last_checkpoint >= checkpoint_every_s):
-                checkpoint(state(done))
+                checkpoint(kept.state(done))
                 last_checkpoint = time.monotonic()
     bar.close()
     nets.write_back()
-    return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(curves, taken)]
+    return kept.runs()
+
+
+def _check_together(models: list[nn.Module], masks: list, seeds: list[int], config: TrainConfig,
+                    start_iteration: int, wanted: set[int]) -> None:
+    if not 0 <= start_iteration < config.iterations:
+        raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
+    if len(masks) != len(models):
+        raise ValueError(f"{len(models)} models but {len(masks)} masks: give one mask (or None) per model")
+    if len(seeds) != len(models):
+        raise ValueError(f"{len(models)} models but {len(seeds)} data seeds: give one seed per model")
+    if any(not start_iteration <= k <= config.iterations for k in wanted):
+        raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
+
+
+def _networks(models: list[nn.Module], masks: list, data: Splits, config: TrainConfig, seeds: list[int],
+              engine: str | Engine, step: Callable | None) -> LoopNetworks | StackedNetworks:
+    """The engine's networks (``LoopNetworks`` or ``StackedNetworks``, one interface): ``engine`` as
+    ``lthkit.stacked.choose_engine`` resolves it; a learner's own step trains in the loop."""
+    if step is not None:
+        if (engine.name if isinstance(engine, Engine) else engine) == "stacked":
+            raise ConfigError("a step of your own trains in the loop, one network at a time: use engine 'loop' or 'auto'")
+        engine = Engine("loop", False, "a step of your own")
+    if not isinstance(engine, Engine):
+        engine = choose_engine(engine, models, data.device, config.augment)
+    if engine.name == "stacked":
+        return StackedNetworks(models, masks, data.train.x, data.train.y, seeds,
+                               lambda params, capturable: make_optimizer(params, config, capturable=capturable),
+                               graph=engine.graph)
+    return LoopNetworks(models, masks, data, config, seeds, step)
+
+
+class _Kept:
+    """What training keeps besides the networks themselves: each network's curve (a point per
+    evaluation) and snapshots (its weights at the ``wanted`` iterations). ``state`` hands out
+    everything the loop carries past an evaluation, the networks' weights and optimiser state
+    included, for a checkpoint; ``restore`` takes such a state back."""
+
+    def __init__(self, nets: LoopNetworks | StackedNetworks, data: Splits, seeds: list[int], wanted: set[int],
+                 fingerprint: dict):
+        self.nets, self.data, self.seeds, self.wanted, self.fingerprint = nets, data, seeds, wanted, fingerprint
+        self.curves: list[list[CurvePoint]] = [[] for _ in seeds]
+        self.snapshots: list[dict[int, Snapshot]] = [{} for _ in seeds]
+
+    def measure(self) -> list[tuple[float, ...]]:
+        val, test = self.nets.measure(self.data.val), self.nets.measure(self.data.test)
+        return list(zip(val[0], val[1], test[0], test[1]))
+
+    def snapshot_if_wanted(self, iteration: int) -> None:
+        if iteration in self.wanted:
+            for i, kept in enumerate(self.snapshots):
+                kept[iteration] = Snapshot(iteration, self.nets.weights(i))
+
+    def add_point(self, iteration: int, train_losses: list[float], measured: list[tuple[float, ...]]) -> None:
+        for curve, train_loss, (val_loss, val_acc, _, test_acc) in zip(self.curves, train_losses, measured):
+            curve.append(CurvePoint(iteration, train_loss, val_loss, val_acc, test_acc))
+
+    def state(self, iteration: int) -> dict:
+        """Everything the loop carries past ``iteration`` (an evaluation, so no running loss), as
+        copies on the CPU: training going on cannot change a state already handed out."""
+        device = self.data.device
+        return _cpu_copy({
+            **self.fingerprint, "iteration": iteration,
+            "networks": [{**self.nets.network_state(i), "data_seed": seed,
+                          "curve": [astuple(p) for p in self.curves[i]],
+                          "snapshots": {k: s.state for k, s in self.snapshots[i].items()}}
+                         for i, seed in enumerate(self.seeds)],
+            "rng": torch.get_rng_state(),
+            "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
+        })
+
+    def restore(self, saved: dict, start_iteration: int, iterations: int) -> int:
+        """Take back a ``state``; the iteration training goes on from."""
+        mismatch = [k for k in ("config", "start_iteration", "snapshot_at") if saved.get(k) != self.fingerprint[k]]
+        if [n.get("data_seed") for n in saved.get("networks", ())] != self.seeds:
+            mismatch.append("networks")
+        if mismatch or not start_iteration < saved["iteration"] < iterations:
+            raise ValueError(f"the checkpoint to resume from belongs to other training ({', '.join(mismatch) or 'iteration'} "
+                             f"differ): resume with the models, config and start_iteration that made it")
+        device = self.data.device
+        for i, network in enumerate(saved["networks"]):
+            self.nets.load_network_state(i, network)
+            self.curves[i][:] = [CurvePoint(*p) for p in network["curve"]]
+            self.snapshots[i].update({k: Snapshot(k, {n: v.to(device) for n, v in st.items()})
+                                      for k, st in network["snapshots"].items()})
+        torch.set_rng_state(saved["rng"])
+        restore_cuda_rng(saved.get("cuda_rng") or [], device)
+        return saved["iteration"]
+
+    def runs(self) -> list[TrainRun]:
+        return [TrainRun(ArmResult.from_curve(curve), kept) for curve, kept in zip(self.curves, self.snapshots)]
 
 
 def restore_cuda_rng(states: list, device: torch.device) -> None:

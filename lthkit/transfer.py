@@ -37,7 +37,7 @@ from torch import nn
 
 from lthkit.config import ConfigError, ExperimentConfig
 from lthkit.data import Splits, load_dataset
-from lthkit.imp import dense_round_of, open_run_folder
+from lthkit.run_records import dense_round_of, open_run_folder
 from lthkit.masks import Mask, random_mask_like
 from lthkit.models import build_model, prunable_layers
 from lthkit.results import ArmResult, Results, RoundResult

@@ -113,18 +113,18 @@ def test_data_that_does_not_match_the_config_is_refused(mnist_small):
 
 
 def test_each_arm_starts_from_the_right_weights_and_mask(mnist_small, tmp_path, monkeypatch):
-    import lthkit.imp
+    import lthkit.imp_runs
     from lthkit.seeds import derive_seed
 
     starts = []
-    real_train_together = lthkit.imp.train_together
+    real_train_together = lthkit.imp_runs.train_together
 
     def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
         for model, mask in zip(models, masks):
             starts.append(({n: p.detach().clone() for n, p in model.named_parameters()}, mask, start_iteration))
         return real_train_together(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
 
-    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", recording)
     run_imp(small_config(rounds=1, rewind_iteration=20), tmp_path, data=mnist_small, progress=False)
     (dense0, _, s0), (ticket, tmask, s1), (reinit, rmask, s2), (random, xmask, s3) = starts
     point = Snapshot.load(tmp_path / "rewind_point.pt")
@@ -142,16 +142,16 @@ def test_each_arm_starts_from_the_right_weights_and_mask(mnist_small, tmp_path, 
 
 
 def test_the_signs_control_is_reinit_with_the_rewound_signs(mnist_small, tmp_path, monkeypatch):
-    import lthkit.imp
+    import lthkit.imp_runs
 
     starts = []
-    real_train_together = lthkit.imp.train_together
+    real_train_together = lthkit.imp_runs.train_together
 
     def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
         starts.append([{n: p.detach().clone() for n, p in m.named_parameters()} for m in models])
         return real_train_together(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
 
-    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", recording)
     results = run_imp(small_config(rounds=1, controls=("reinit", "signs")), tmp_path, data=mnist_small, progress=False)
     assert list(results.rounds[1].arms) == ["ticket", "reinit", "signs"]
     (ticket, reinit, signs), mask = starts[1], load_ticket(tmp_path, 1).mask
@@ -309,16 +309,16 @@ def test_global_pruning_prunes_layers_at_different_rates_than_layer_wise(mnist_s
 @pytest.mark.parametrize("retrain", ["lr-rewind", "finetune"])
 def test_load_ticket_of_lr_rewinding_and_fine_tuning_is_what_the_round_trained(mnist_small, tmp_path, monkeypatch,
                                                                                  retrain):
-    import lthkit.imp
+    import lthkit.imp_runs
 
     starts = []
-    real = lthkit.imp.train_together
+    real = lthkit.imp_runs.train_together
 
     def recording(models, data, config, **kwargs):
         starts.append({k: v.clone() for k, v in models[0].state_dict().items()})
         return real(models, data, config, **kwargs)
 
-    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", recording)
     run_imp(small_config(rounds=2, controls=(), retrain=retrain, rewind_iteration=10), tmp_path, data=mnist_small,
             progress=False)
     for r in (1, 2):
@@ -471,7 +471,7 @@ def test_every_setting_shapes_round_0_unless_named_as_a_later_rounds_one():
     from dataclasses import fields
 
     from lthkit.config import ExperimentConfig
-    from lthkit.imp import AFTER_ROUND_0, ROUND_0_SETTINGS
+    from lthkit.run_records import AFTER_ROUND_0, ROUND_0_SETTINGS
     from lthkit.train import TrainConfig
 
     names = {f.name for f in fields(ExperimentConfig) + fields(TrainConfig)} - {"training", "data_seed"}

@@ -6,13 +6,13 @@ import copy
 import pytest
 import torch
 
-import lthkit.imp
+import lthkit.imp_runs
 import lthkit.stability
 from lthkit.cli import build_parser, config_from_args
 from lthkit.config import ConfigError, make_config
 from lthkit.data import augment
 from lthkit.determinism import use_deterministic
-from lthkit.imp import run_imp
+from lthkit.imp import load_ticket, run_imp
 from lthkit.masks import Mask, prune_globally
 from lthkit.models import build_model, prunable_layers
 from lthkit.rewind import Snapshot
@@ -95,7 +95,7 @@ def test_imp_on_resnet20_keeps_batch_norm_in_the_rewind_point(mnist_small, tmp_p
     assert point.iteration == 3 and "bn.running_mean" in point.state
     assert not torch.equal(point.state["bn.running_mean"], torch.zeros(16))
     mask = ticket_mask(tmp_path)
-    assert lthkit.imp.load_ticket(tmp_path, 1).mask == mask
+    assert load_ticket(tmp_path, 1).mask == mask
     trained = torch.load(tmp_path / "round_01.pt", weights_only=True)["trained"]  # what round 1 trained
     for name, m in mask.items():
         assert torch.count_nonzero(trained[name][m == 0]) == 0, name
@@ -109,14 +109,14 @@ def ticket_mask(folder):
 @pytest.mark.parametrize("retrain", ["lr-rewind", "finetune"])
 def test_lr_rewinding_and_fine_tuning_start_from_the_trained_weights(retrain, mnist_small, tmp_path, monkeypatch):
     starts = []
-    real = lthkit.imp.train_together
+    real = lthkit.imp_runs.train_together
 
     def recording(models, data, config, *, masks, start_iteration=0, **kwargs):
         starts.append((models[0].state_dict(keep_vars=False), masks[0], config, start_iteration))
         starts[-1] = ({k: v.clone() for k, v in starts[-1][0].items()},) + starts[-1][1:]
         return real(models, data, config, masks=masks, start_iteration=start_iteration, **kwargs)
 
-    monkeypatch.setattr(lthkit.imp, "train_together", recording)
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", recording)
     config = make_config(rounds=1, iterations=40, eval_every=20, subset=600, controls=(), rewind_iteration=10,
                          milestones=(30,), retrain=retrain, device="cpu")
     run_imp(config, tmp_path, data=mnist_small, progress=False)
