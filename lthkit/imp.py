@@ -99,9 +99,9 @@ def run_imp(
     with ``other_threads``, goes on on another thread count and says so.
     """
     folder = RunFolder(out_dir) if out_dir is not None else None
-    return _run([config], [folder], [Path(dense_from) if dense_from is not None else None], [on_arm], data=data,
-                resume=resume, overwrite=overwrite, progress=progress, rules=rules,
-                checkpoint_every_s=checkpoint_every_s, engine=engine, other_threads=other_threads)[0]
+    return _run([config], [folder], [dense_from], [on_arm], data=data, resume=resume, overwrite=overwrite,
+                progress=progress, rules=rules, checkpoint_every_s=checkpoint_every_s, engine=engine,
+                other_threads=other_threads)[0]
 
 
 def run_imp_seeds(
@@ -153,23 +153,22 @@ def imp_rounds(runs: list[ImpRun], engine: str = "auto", say: Callable | None = 
     mask (pruned from its last trained ticket, or for a method pruning at initialisation, found
     before training), its ticket and controls on that mask, then all their arms trained together.
     ``say`` tells how they train."""
-    config, told = runs[0].config, set()
-    active = list(runs)
-    for r in range(config.rounds + 1):
+    active, told = list(runs), set()
+    for r in range(runs[0].config.rounds + 1):
         jobs = []
         for run in active:
             if r > 0:
-                run.mask = next_mask(config, run.trained, run.mask, run.rules) if config.method == "imp" \
+                run.mask = next_mask(run.config, run.trained, run.mask, run.rules) if run.config.method == "imp" \
                     else mask_at_init(run, r)
             if r == 0 and run.dense_from is not None and not run.saved(0):
                 run.trained = run.take_dense_round(run.mask)
                 continue
             run.trained, arms = ticket_of_round(run, r)
             arms.update(controls_of_round(run, r))
-            jobs.append((run, arms))
-        train_round(r, jobs, training_of_round(config, r), engine, say, told)
+            jobs.append((run, arms, training_of_round(run.config, r)))
+        train_round(r, jobs, engine, say, told)
         # IMP prunes a collapsed ticket further: every later round of that run would be collapsed too
-        active = [run for run in active if not (config.method == "imp" and run.collapsed(r))]
+        active = [run for run in active if not (run.config.method == "imp" and run.collapsed(r))]
 
 
 def next_mask(config: ExperimentConfig, trained: torch.nn.Module, mask: Mask, rules: Rules = Rules()) -> Mask:

@@ -80,13 +80,16 @@ def _data_of(config: ExperimentConfig, data: Splits | None) -> Splits:
     return data.to(config.device).with_eval_size(config.eval_images)
 
 
-def train_round(r: int, jobs: list[tuple[ImpRun, Arms]], training: TrainConfig, engine: str, say, told: set) -> None:
-    """Train the arms of round ``r`` of every run side by side (from the killed runs' checkpoints,
-    when every run holds one of this round at the same point), checkpointing each run's share as
-    they go; save each ticket and rewind point; record each arm. Each arm's time is its share.
-    ``say`` tells once per engine how the rounds train (``told``: the engines told so far)."""
-    jobs = [(run, run.drop_collapsed(r, arms)) for run, arms in jobs]
-    jobs = [(run, arms) for run, arms in jobs if arms]
+def train_round(r: int, jobs: list[tuple[ImpRun, Arms, TrainConfig]], engine: str, say, told: set) -> None:
+    """Train the arms of round ``r`` of every run side by side, each run's with its training (the
+    runs differ in their seeds alone, so the first run's settings train them all, each on its own
+    data order), from the killed runs' checkpoints when every run holds one of this round at the same
+    point, checkpointing each run's share as they go; save each ticket and rewind point; record each
+    arm. Each arm's time is its share. ``say`` tells once per engine how the rounds train (``told``:
+    the engines told so far)."""
+    jobs = [(run, run.drop_collapsed(r, arms), training) for run, arms, training in jobs]
+    training = next((t for _, arms, t in jobs if arms), None)
+    jobs = [(run, arms) for run, arms, _ in jobs if arms]
     if not jobs:
         return
     first, names = jobs[0][0], [list(arms) for _, arms in jobs]

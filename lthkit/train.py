@@ -395,10 +395,7 @@ def train_together(
     ``step(model, mask, optimizer, loss)``, with ``masked_step``'s contract, replaces lthkit's masked
     step (a learner's own, notebook 03): each network then has its own optimiser, in the loop.
     """
-    masks = masks if masks is not None else [None] * len(models)
-    seeds = list(data_seeds) if data_seeds is not None else [config.data_seed] * len(models)
-    wanted = {snapshot_at} if isinstance(snapshot_at, int) else set(snapshot_at or ())
-    _check_together(models, masks, seeds, config, start_iteration, wanted)
+    masks, seeds, wanted = _checked_together(models, masks, data_seeds, config, start_iteration, snapshot_at)
     nets = _networks(models, masks, data, config, seeds, engine, step)
     kept = _Kept(nets, data, seeds, wanted, fingerprint={
         "config": repr(astuple(replace(config, data_seed=0))), "start_iteration": start_iteration,
@@ -439,16 +436,22 @@ def train_together(
     return kept.runs()
 
 
-def _check_together(models: list[nn.Module], masks: list, seeds: list[int], config: TrainConfig,
-                    start_iteration: int, wanted: set[int]) -> None:
+def _checked_together(models: list[nn.Module], masks: list | None, data_seeds: list[int] | None, config: TrainConfig,
+                      start_iteration: int, snapshot_at: int | Collection[int] | None
+                      ) -> tuple[list, list[int], set[int]]:
+    """``train_together``'s masks, data seeds and snapshot iterations, one per network, checked."""
     if not 0 <= start_iteration < config.iterations:
         raise ValueError(f"start_iteration {start_iteration} must lie in [0, {config.iterations})")
+    masks = masks if masks is not None else [None] * len(models)
     if len(masks) != len(models):
         raise ValueError(f"{len(models)} models but {len(masks)} masks: give one mask (or None) per model")
+    seeds = list(data_seeds) if data_seeds is not None else [config.data_seed] * len(models)
     if len(seeds) != len(models):
         raise ValueError(f"{len(models)} models but {len(seeds)} data seeds: give one seed per model")
+    wanted = {snapshot_at} if isinstance(snapshot_at, int) else set(snapshot_at or ())
     if any(not start_iteration <= k <= config.iterations for k in wanted):
         raise ValueError(f"snapshot iterations {sorted(wanted)} must lie in [{start_iteration}, {config.iterations}]")
+    return masks, seeds, wanted
 
 
 def _networks(models: list[nn.Module], masks: list, data: Splits, config: TrainConfig, seeds: list[int],

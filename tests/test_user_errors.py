@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-import lthkit.imp
+import lthkit.imp_runs
 from lthkit import files
 from lthkit.cli import build_parser, main
 from lthkit.imp import Rules
@@ -106,7 +106,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch, mnist_small):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lthkit.imp, "train_together", interrupted)
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", interrupted)
     err = refused(["imp", "--rounds", "1", "--out", str(tmp_path / "run"), "--overwrite", *TINY], capsys, code=130)
     assert "lthkit imp: stopped." in err and "resume with --resume" in err
     assert "--overwrite" not in err.split("(lthkit ")[1] and err.endswith("--resume)")
