@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lthkit.course.doctor import matmul_rate
 from lthkit.data import Split, Splits, data_root, dataset_info, load_dataset
 from lthkit.masks import Mask, layer_rates, prune_by_magnitude
 from lthkit.models import build_model, count_parameters
@@ -44,20 +45,6 @@ def seconds(fn, repeat: int = 1) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def matmul_rate(device: torch.device, n: int = 2048) -> float:
-    """fp32 matrix-multiply rate of this machine, in FLOP/s (best of several large products)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-
-    def run():
-        for _ in range(5):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    return 5 * 2 * n**3 / seconds(run, repeat=3)
 
 
 def paper_mask(model):

@@ -85,6 +85,26 @@ def mnist_shaped(device: torch.device) -> Splits:
     return Splits(info, split(info.train_size), split(info.val_size), split(info.test_size))
 
 
+def matmul_rate(device: torch.device | str = "cpu", n: int = 2048) -> float:
+    """This machine's fp32 matrix-multiply rate in FLOP/s (the best of three runs of five n-by-n
+    products, on the threads PyTorch uses): the anchor that says how fast a host is, beside the
+    times measured on it."""
+    import time
+
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 5 * 2 * n**3 / best
+
+
 def format_minutes(minutes: float) -> str:
     if minutes < 1:
         return f"{minutes * 60:.0f} s"
