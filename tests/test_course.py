@@ -366,6 +366,12 @@ def test_the_readout_of_tickets_against_the_dense_network_says_what_the_run_show
     assert "the best ticket: round 2, 98.00% at 64.0%" in text
     assert "2 of 3 tickets stop earlier" in text and "iterations 400-500" in text
     assert "1 early stop at the last iteration (1,000), at 51.0% of the weights" in text
+    same = [rounds[0], RoundResult(1, 0.8, {}, {"ticket": arm(0.975, 400)}),
+            RoundResult(2, 0.64, {}, {"ticket": arm(0.98, 400)})]
+    assert "2 of 2 tickets stop earlier than the dense network (iteration 400, at 80.0% to 64.0% of the weights)" in \
+        tickets_against_dense(Results(config={}, rounds=same))
+    assert "1 of 1 tickets stop earlier than the dense network (iteration 400, at 80.0% of the weights)" in \
+        tickets_against_dense(Results(config={}, rounds=same[:2]))
 
 
 def test_the_readout_of_a_learning_curve_says_where_it_stops_and_how_flat_its_floor_is():

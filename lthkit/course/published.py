@@ -12,7 +12,8 @@ DESIGN: dict[str, dict[str, str]] = {
            "90": "the sparsity exercise 3 and section 6 prune to"},
     "03": {"3.6": "what 15 rounds at 20% (10% for the output layer) leave, the fraction at which Frankle & "
                   "Carbin's LeNet-300-100 ticket is back to the dense network's accuracy"},
-    "05": {"80.1": "what one round at Conv-2's per-layer rates leaves of its weights"},
+    "05": {"80.1": "what one round at Conv-2's per-layer rates leaves of its weights",
+           "95": "the confidence level of the intervals the text and the readouts give"},
     "06": {"10.8": "what 10 rounds at 20% (10% for the output layer) leave of LeNet-300-100's weights",
            "95": "the confidence level of the intervals the text and the readouts give"},
     "07": {"1.7": "what 8 rounds at 40% (20% for the output layer) leave of LeNet-300-100's weights"},

@@ -41,10 +41,12 @@ def tickets_against_dense(results: Results, arm: str = "ticket") -> str:
                  f"{best.weights_remaining:.1%} of the weights")
     faster = [r for r in rounds if r.arms[arm].early_stop_iteration < dense.early_stop_iteration]
     if faster:
-        lines.append(f"{len(faster)} of {len(rounds)} tickets stop earlier than the dense network (iterations "
-                     f"{min(r.arms[arm].early_stop_iteration for r in faster):,}-"
-                     f"{max(r.arms[arm].early_stop_iteration for r in faster):,}, at "
-                     f"{faster[0].weights_remaining:.1%} to {faster[-1].weights_remaining:.1%} of the weights)")
+        stops = sorted({r.arms[arm].early_stop_iteration for r in faster})
+        when = f"iteration {stops[0]:,}" if len(stops) == 1 else f"iterations {stops[0]:,}-{stops[-1]:,}"
+        where = (f"{faster[0].weights_remaining:.1%}" if len(faster) == 1 else
+                 f"{faster[0].weights_remaining:.1%} to {faster[-1].weights_remaining:.1%}")
+        lines.append(f"{len(faster)} of {len(rounds)} tickets stop earlier than the dense network ({when}, at "
+                     f"{where} of the weights)")
     else:
         lines.append("no ticket stops earlier than the dense network")
     capped = [r for r in rounds if r.arms[arm].early_stop_iteration == last]
