@@ -89,8 +89,8 @@ def test_a_collapsed_layer_is_reported_and_never_trained_and_synflow_avoids_it(m
     assert "collapsed" not in recorded[0]
     assert "collapsed" in results.table().splitlines()[-1]
 
-    import lthkit.imp
-    monkeypatch.setattr(lthkit.imp, "train_together", lambda *a, **k: pytest.fail("a finished run trained again"))
+    import lthkit.imp_runs
+    monkeypatch.setattr(lthkit.imp_runs, "train_together", lambda *a, **k: pytest.fail("a finished run trained again"))
     again = run_imp(collapsing, tmp_path / "magnitude", data=mnist_small, progress=False, resume=True)
     assert again.to_dict() == results.to_dict()
     monkeypatch.undo()
