@@ -2,10 +2,12 @@
 
 One module per idea: ``data`` (datasets as tensors), ``models`` (the paper's networks),
 ``masks`` (masks and pruning rules), ``rewind`` (snapshots, rewinding, tickets), ``train``
-(the training loop), ``imp`` (iterative magnitude pruning with controls; each run's bookkeeping in
-``imp_runs``, the learner's ``rules``, the run's ``run_records``, ``saved_runs`` read back), ``files`` (atomic writes, damaged files named), ``results``
-(plain data to and from JSON), ``config`` (one checked configuration), ``stability`` (instability
-analysis), ``determinism`` (bit-for-bit runs on a GPU), ``cli``.
+(the training loop), ``cores`` (taking turns on the CPU's cores with the other lthkit processes),
+``imp`` (iterative magnitude pruning with controls; each run's bookkeeping in ``imp_runs``, the
+learner's ``rules``, the run's ``run_records``, ``saved_runs`` read back), ``files`` (atomic writes,
+damaged files named), ``results`` (plain data to and from JSON), ``config`` (one checked
+configuration), ``stability`` (instability analysis), ``determinism`` (bit-for-bit runs on a GPU),
+``cli``.
 
 ``lthkit.train`` is the training module, and calling it trains: ``from lthkit import train``
 then ``train(model, data, config)`` runs ``lthkit.train.train``.

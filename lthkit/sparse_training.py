@@ -35,6 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lthkit.config import ExperimentConfig
+from lthkit.cores import taking_turns
 from lthkit.data import Splits, load_dataset
 from lthkit.dynamic_masks import (DISTRIBUTIONS, layer_counts, moved_count, random_sparse_mask, rigl_update,
                                   set_update, update_fraction, update_iterations)
@@ -178,49 +179,51 @@ def train_sparse(model: nn.Module, data: Splits, training: TrainConfig, sparse: 
 
     pending, running, steps = measure(), torch.zeros((), device=device), 0
     start = time.perf_counter()
-    for it in tqdm(range(training.iterations), desc=desc, disable=not progress, leave=False):
-        idx = order(it)
-        if scheduled:
-            for group in optimizer.param_groups:
-                group["lr"] = training.lr_at(it)
-        loss = F.cross_entropy(model(data.train.x.index_select(0, idx)), data.train.y.index_select(0, idx))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if it in due:
-            fraction, before = update_fraction(it, sparse.drop_fraction, end), dict(mask)
-            moved = {}
-            for name, old in before.items():
-                p = params[name]
-                count = moved_count(fraction, int(old.sum()), old.numel())
-                state = optimizer.state[p]
-                if update is None and sparse.method == "set":
-                    new = set_update(p.detach(), old.clone(), count, state, generator("set-grow", seed, it, name))
-                else:
-                    rule = update or rigl_update
-                    new = rule(p.detach(), p.grad.detach().clone(), old.clone(), count, state)
-                mask[name] = _checked(name, new, old, count, p, state)
-                moved[name] = count
+    with taking_turns(device) as turn:
+        for it in tqdm(range(training.iterations), desc=desc, disable=not progress, leave=False):
+            turn()
+            idx = order(it)
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = training.lr_at(it)
+            loss = F.cross_entropy(model(data.train.x.index_select(0, idx)), data.train.y.index_select(0, idx))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if it in due:
+                fraction, before = update_fraction(it, sparse.drop_fraction, end), dict(mask)
+                moved = {}
+                for name, old in before.items():
+                    p = params[name]
+                    count = moved_count(fraction, int(old.sum()), old.numel())
+                    state = optimizer.state[p]
+                    if update is None and sparse.method == "set":
+                        new = set_update(p.detach(), old.clone(), count, state, generator("set-grow", seed, it, name))
+                    else:
+                        rule = update or rigl_update
+                        new = rule(p.detach(), p.grad.detach().clone(), old.clone(), count, state)
+                    mask[name] = _checked(name, new, old, count, p, state)
+                    moved[name] = count
+                for name, m in mask.items():
+                    ever[name] = torch.maximum(ever[name], m)
+                from_start = sum(int((m * initial[n].to(device)).sum()) for n, m in mask.items())
+                updates.append(MaskUpdate(it, fraction, moved, from_start, sum(int(e.sum()) for e in ever.values())))
+                if on_update is not None:
+                    on_update(it, model, before, dict(mask), optimizer)
             for name, m in mask.items():
-                ever[name] = torch.maximum(ever[name], m)
-            from_start = sum(int((m * initial[n].to(device)).sum()) for n, m in mask.items())
-            updates.append(MaskUpdate(it, fraction, moved, from_start, sum(int(e.sum()) for e in ever.values())))
-            if on_update is not None:
-                on_update(it, model, before, dict(mask), optimizer)
-        for name, m in mask.items():
-            params[name].grad.mul_(m)
-        optimizer.step()
-        with torch.no_grad():
-            for name, m in mask.items():
-                params[name].mul_(m)
-        running += loss.detach()
-        steps += 1
-        if it == 0:
-            curve.append(CurvePoint(0, running.item(), *pending))
-        done = it + 1
-        if done % training.eval_every == 0 or done == training.iterations:
-            curve.append(CurvePoint(done, (running / steps).item(), *measure()))
-            running.zero_()
-            steps = 0
+                params[name].grad.mul_(m)
+            optimizer.step()
+            with torch.no_grad():
+                for name, m in mask.items():
+                    params[name].mul_(m)
+            running += loss.detach()
+            steps += 1
+            if it == 0:
+                curve.append(CurvePoint(0, running.item(), *pending))
+            done = it + 1
+            if done % training.eval_every == 0 or done == training.iterations:
+                curve.append(CurvePoint(done, (running / steps).item(), *measure()))
+                running.zero_()
+                steps = 0
     seconds = time.perf_counter() - start
     return SparseRun(ArmResult.from_curve(curve), initial, Mask({n: m.cpu() for n, m in mask.items()}), updates,
                      model, seconds)

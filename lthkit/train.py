@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from lthkit.cores import taking_turns
 from lthkit.data import Split, Splits, augment, iterations_per_epoch
 from lthkit.masks import Mask
 from lthkit.results import ArmResult, CurvePoint
@@ -403,34 +404,36 @@ def train_together(
     orders = {s: BatchOrder(len(data.train), config.batch_size, s, data.device) for s in dict.fromkeys(seeds)}
     scheduled = bool(config.warmup or config.milestones)
     running, steps_since = torch.zeros(len(models), device=data.device), 0
-    if resume is None:
-        first = start_iteration
-        kept.snapshot_if_wanted(start_iteration)
-        pending = kept.measure()
-    else:
-        first, pending = kept.restore(resume, start_iteration, config.iterations), None
-    bar = tqdm(total=config.iterations - start_iteration, initial=first - start_iteration, desc=desc,
-               disable=None if progress else True, leave=False)
-    last_checkpoint = time.monotonic()
-    for it in range(first, config.iterations):
-        batches = {s: order(it) for s, order in orders.items()}
-        running += nets.step(batches, config.lr_at(it) if scheduled else None, it)
-        steps_since += 1
-        if it == start_iteration:
-            kept.add_point(start_iteration, running.tolist(), pending)
-        done = it + 1
-        kept.snapshot_if_wanted(done)
-        if done % config.eval_every == 0 or done == config.iterations:
-            measured = kept.measure()
-            kept.add_point(done, (running / steps_since).tolist(), measured)
-            running.zero_()
-            steps_since = 0
-            bar.update(done - bar.n - start_iteration)
-            bar.set_postfix(val_acc=" ".join(f"{m[1]:.4f}" for m in measured))
-            if (checkpoint is not None and done < config.iterations
-                    and time.monotonic() - last_checkpoint >= checkpoint_every_s):
-                checkpoint(kept.state(done))
-                last_checkpoint = time.monotonic()
+    with taking_turns(data.device) as turn:
+        if resume is None:
+            first = start_iteration
+            kept.snapshot_if_wanted(start_iteration)
+            pending = kept.measure()
+        else:
+            first, pending = kept.restore(resume, start_iteration, config.iterations), None
+        bar = tqdm(total=config.iterations - start_iteration, initial=first - start_iteration, desc=desc,
+                   disable=None if progress else True, leave=False)
+        last_checkpoint = time.monotonic()
+        for it in range(first, config.iterations):
+            turn()
+            batches = {s: order(it) for s, order in orders.items()}
+            running += nets.step(batches, config.lr_at(it) if scheduled else None, it)
+            steps_since += 1
+            if it == start_iteration:
+                kept.add_point(start_iteration, running.tolist(), pending)
+            done = it + 1
+            kept.snapshot_if_wanted(done)
+            if done % config.eval_every == 0 or done == config.iterations:
+                measured = kept.measure()
+                kept.add_point(done, (running / steps_since).tolist(), measured)
+                running.zero_()
+                steps_since = 0
+                bar.update(done - bar.n - start_iteration)
+                bar.set_postfix(val_acc=" ".join(f"{m[1]:.4f}" for m in measured))
+                if (checkpoint is not None and done < config.iterations
+                        and time.monotonic() - last_checkpoint >= checkpoint_every_s):
+                    checkpoint(kept.state(done))
+                    last_checkpoint = time.monotonic()
     bar.close()
     nets.write_back()
     return kept.runs()
