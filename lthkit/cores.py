@@ -132,10 +132,12 @@ class CoreClaim:
 @contextmanager
 def taking_turns(device: torch.device | str) -> Iterator[Callable[[], None]]:
     """Hold this process's cores while training on ``device``; yields ``turn``, to call between
-    steps. Nothing is held off the CPU, while another ``taking_turns`` of this process holds (in a
-    nested training or another thread), without ``fcntl`` or with ``LTHKIT_SHARE_CORES=0``."""
-    if (torch.device(device).type != "cpu" or fcntl is None or os.environ.get("LTHKIT_SHARE_CORES", "1") == "0"
-            or not _holding.acquire(blocking=False)):
+    steps. Nothing is held off the CPU, on one thread, while another ``taking_turns`` of this process
+    holds (in a nested training or another thread), without ``fcntl`` or with ``LTHKIT_SHARE_CORES=0``.
+    A process on one thread has no team of threads to spin or stall, and a turn of a second would only
+    delay its short trainings (``make test``'s workers, a sweep's jobs): it computes as it would alone."""
+    if (torch.device(device).type != "cpu" or torch.get_num_threads() < 2 or fcntl is None
+            or os.environ.get("LTHKIT_SHARE_CORES", "1") == "0" or not _holding.acquire(blocking=False)):
         yield lambda: None
         return
     try:

@@ -150,7 +150,8 @@ def _holder_holds(path: Path) -> bool:
     return probe.stdout.strip() == "held"
 
 
-def test_taking_turns_holds_on_the_cpu_only_once_per_process_and_not_when_turned_off(tmp_path, monkeypatch):
+def test_taking_turns_holds_on_the_cpu_only_once_per_process_and_not_when_turned_off(tmp_path, monkeypatch,
+                                                                                     two_threads):
     path = tmp_path / "cores.lock"
     monkeypatch.setattr(cores, "lock_file", lambda: path)
     monkeypatch.setattr(CoreClaim, "gave_up", False)
@@ -163,6 +164,11 @@ def test_taking_turns_holds_on_the_cpu_only_once_per_process_and_not_when_turned
     path.unlink()
     with taking_turns("meta"):
         assert not path.exists()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    with taking_turns("cpu"):
+        assert not path.exists(), "a one-thread process took turns"
+    monkeypatch.undo()
+    monkeypatch.setattr(cores, "lock_file", lambda: path)
     monkeypatch.setenv("LTHKIT_SHARE_CORES", "0")
     with taking_turns("cpu"):
         assert not path.exists()
@@ -182,8 +188,18 @@ def _tiny_training(sparse: bool) -> tuple[torch.nn.Module, float]:
     return model, time.monotonic() - start
 
 
+@pytest.fixture
+def two_threads():
+    """``make test`` runs its workers on one thread, which takes no turns: these tests compute on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("sparse", [False, True], ids=["train", "train_sparse"])
-def test_training_waits_for_its_turn_and_ends_with_the_numbers_it_gets_alone(tmp_path, monkeypatch, sparse):
+def test_training_waits_for_its_turn_and_ends_with_the_numbers_it_gets_alone(tmp_path, monkeypatch, sparse,
+                                                                             two_threads):
     path = tmp_path / "cores.lock"
     monkeypatch.setattr(cores, "lock_file", lambda: path)
     monkeypatch.setattr(CoreClaim, "gave_up", False)
