@@ -10,7 +10,7 @@ policies:
 - taking turns: lthkit's default, OpenMP's default spin;
 - no turns: ``LTHKIT_SHARE_CORES=0``, what lthkit did before;
 - passive wait: no turns, ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at once);
-- one thread each: ``OMP_NUM_THREADS=1`` (each takes one core, so two run at once).
+- one thread each: ``OMP_NUM_THREADS=1`` (a process on one thread takes no turns; two run at once).
 
 The two processes of a pair wait at a barrier after warming up, so their timed steps overlap from
 the first, and neither exits before both have finished: a PyTorch process takes over a second to
