@@ -35,6 +35,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from lthkit.settings import ConfigError
+
 try:
     import fcntl
 except ImportError:  # Windows: no POSIX record locks; processes compute without taking turns
@@ -136,8 +138,12 @@ def taking_turns(device: torch.device | str) -> Iterator[Callable[[], None]]:
     holds (in a nested training or another thread), without ``fcntl`` or with ``LTHKIT_SHARE_CORES=0``.
     A process on one thread has no team of threads to spin or stall, and a turn of a second would only
     delay its short trainings (``make test``'s workers, a sweep's jobs): it computes as it would alone."""
-    if (torch.device(device).type != "cpu" or torch.get_num_threads() < 2 or fcntl is None
-            or os.environ.get("LTHKIT_SHARE_CORES", "1") == "0" or not _holding.acquire(blocking=False)):
+    share = os.environ.get("LTHKIT_SHARE_CORES", "1")
+    if share not in ("0", "1"):
+        raise ConfigError(f"LTHKIT_SHARE_CORES={share!r}: set it to 1 (trainings on the CPU take turns on its cores, "
+                         f"the default) or 0 (they do not)")
+    if (torch.device(device).type != "cpu" or torch.get_num_threads() < 2 or fcntl is None or share == "0"
+            or not _holding.acquire(blocking=False)):
         yield lambda: None
         return
     try:

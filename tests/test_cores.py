@@ -21,6 +21,7 @@ from lthkit.catalogue import dataset_info
 from lthkit.cores import CoreClaim, taking_turns
 from lthkit.data import Split, Splits
 from lthkit.models import build_model
+from lthkit.settings import ConfigError
 from lthkit.sparse_training import SparseConfig, train_sparse
 from lthkit.train import TrainConfig, train
 
@@ -211,3 +212,10 @@ def test_training_waits_for_its_turn_and_ends_with_the_numbers_it_gets_alone(tmp
     assert seconds >= 1.0, f"training did not wait for the cores another process held ({seconds:.2f} s)"
     for (name, p), q in zip(alone.state_dict().items(), beside.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_a_setting_other_than_0_or_1_is_refused_with_what_to_set(monkeypatch):
+    monkeypatch.setenv("LTHKIT_SHARE_CORES", "off")
+    with pytest.raises(ConfigError, match=r"LTHKIT_SHARE_CORES='off': set it to 1 .* or 0"):
+        with taking_turns("cpu"):
+            pass
