@@ -57,18 +57,23 @@ class KernelManager(_UnixSockets, jupyter_client.KernelManager):
 
 
 class PatientChannel(AsyncZMQSocketChannel):
-    """A channel whose ``get_msg(timeout)`` polls a second at a time until ``timeout`` (or forever)."""
+    """A channel whose ``get_msg(timeout)`` polls a second at a time until ``timeout`` (or forever).
+
+    zmq polls in whole milliseconds, rounded down, so a poll can end just short of the deadline; what is
+    left under a millisecond counts as the deadline reached, or the channel would poll it away in polls
+    of no time at all."""
 
     poll_s = 1.0
+    resolution_s = 0.001
 
     async def get_msg(self, timeout: float | None = None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = self.poll_s if deadline is None else min(self.poll_s, max(0.0, deadline - time.monotonic()))
+            left = self.poll_s if deadline is None else deadline - time.monotonic()
             try:
-                return await super().get_msg(timeout=wait)
+                return await super().get_msg(timeout=min(self.poll_s, max(0.0, left)))
             except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and deadline - time.monotonic() < self.resolution_s:
                     raise
 
 
