@@ -113,16 +113,17 @@ def test_real_cifar10_has_the_papers_splits_and_torchvisions_pixels(cifar10):
         assert cifar10.test.y[i].item() == raw.targets[i]
 
 
-def test_conv2_learns_real_cifar10_in_a_hundred_steps(cifar10):
+def test_conv2_learns_real_cifar10_in_forty_steps(cifar10):
     """Images and labels travel together through the cache, the split and the subset: a network
-    trained briefly on them is far above chance (10%) on the official test images."""
+    trained briefly on them is far above chance (10%) on the official test images (25% of 500 is
+    eleven standard deviations above it; this run reaches 31%)."""
     from lthkit.models import build_model
     from lthkit.train import TrainConfig, train
 
-    small = lthdata.load_dataset("cifar10", subset=6000).with_eval_size(1000)
+    small = lthdata.load_dataset("cifar10", subset=6000).with_eval_size(500)
     run = train(build_model("conv2", (3, 32, 32), seed=0), small,
-                TrainConfig(iterations=100, batch_size=60, lr=2e-4, eval_every=100), progress=False)
-    assert run.result.curve[-1].test_accuracy > 0.3
+                TrainConfig(iterations=40, batch_size=60, lr=2e-4, eval_every=40), progress=False)
+    assert run.result.curve[-1].test_accuracy > 0.25
 
 
 def test_a_read_only_data_folder_still_loads(mnist, tmp_path, monkeypatch):
