@@ -49,14 +49,20 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "paper": {"subset": None, "iterations": 50000, "eval_every": 100},
     },
     "03": {
-        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50, "seeds": (0,)},
-        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100, "seeds": (0,)},
-        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100, "seeds": PAPER_SEEDS},
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50,
+                 "seeds": (0,), "eval_images": 1000},
+        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100,
+                      "seeds": (0,), "eval_images": None},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100,
+                  "seeds": PAPER_SEEDS, "eval_images": None},
     },
     "04": {
-        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50, "seeds": (0,)},
-        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100, "seeds": (0,)},
-        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100, "seeds": PAPER_SEEDS},
+        "test": {"subset": 1000, "iterations": 100, "rounds": 3, "eval_every": 50,
+                 "seeds": (0,), "eval_images": 1000},
+        "classroom": {"subset": None, "iterations": 2751, "rounds": 15, "eval_every": 100,
+                      "seeds": (0,), "eval_images": None},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 20, "eval_every": 100,
+                  "seeds": PAPER_SEEDS, "eval_images": None},
     },
     # Pruning at initialisation against IMP, LeNet-300-100 on MNIST: every method at the sparsities IMP
     # reaches, round by round (rates per round fixed by the notebook, 40% of the fully-connected weights).
@@ -70,11 +76,11 @@ BUDGETS: dict[str, dict[str, dict]] = {
     # densities: the fractions of each layer edge-popup keeps, fixed by the budget.
     "08": {
         "test": {"subset": 1000, "iterations": 100, "mask_iterations": 40, "rounds": 2, "eval_every": 20,
-                 "densities": (0.1, 0.5)},
+                 "densities": (0.1, 0.5), "eval_images": 1000},
         "classroom": {"subset": None, "iterations": 1834, "mask_iterations": 1100, "rounds": 8, "eval_every": 100,
-                      "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9)},
+                      "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9), "eval_images": None},
         "paper": {"subset": None, "iterations": 50000, "mask_iterations": 22000, "rounds": 12, "eval_every": 100,
-                  "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9)},
+                  "densities": (0.05, 0.1, 0.3, 0.5, 0.7, 0.9), "eval_images": None},
     },
     # The small vision transformer on MNIST: IMP rewinding to 0 (with the reinit and random controls) and to
     # iteration k (rewind_iteration; the ticket alone), 40% of each kind's surviving weights a round, 20% of the head's.
@@ -116,9 +122,12 @@ BUDGETS: dict[str, dict[str, dict]] = {
     # fully-connected weights a round), then at its sparsity SynFlow at initialisation, a static random mask, SET and
     # RigL (one training each; update_every: steps between mask updates), and RigL trained as long as IMP's rounds.
     "12": {
-        "test": {"subset": 1000, "iterations": 100, "rounds": 2, "eval_every": 50, "update_every": 20},
-        "classroom": {"subset": None, "iterations": 1834, "rounds": 8, "eval_every": 100, "update_every": 100},
-        "paper": {"subset": None, "iterations": 50000, "rounds": 12, "eval_every": 100, "update_every": 100},
+        "test": {"subset": 1000, "iterations": 100, "rounds": 2, "eval_every": 50,
+                 "update_every": 20, "eval_images": 1000},
+        "classroom": {"subset": None, "iterations": 1834, "rounds": 8, "eval_every": 100,
+                      "update_every": 100, "eval_images": None},
+        "paper": {"subset": None, "iterations": 50000, "rounds": 12, "eval_every": 100,
+                  "update_every": 100, "eval_images": None},
     },
     # Conv-2/4/6 on CIFAR-10. iterations None: the paper's for each network (20k, 25k, 30k).
     # models and controls are fixed by the budget: on a CPU only Conv-2 fits, with the reinit control; the test
