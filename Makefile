@@ -84,10 +84,8 @@ lab-teacher: install
 TEST_WORKERS ?= auto
 TEST_THREADS := $(if $(filter 0,$(TEST_WORKERS)),$(shell nproc),1)
 test: install
-	rm -rf $(NBTEST) && mkdir -p $(NBTEST)
-	for nb in $(NOTEBOOKS); do \
-	  $(BIN)/papermill --prepare-only --log-level WARNING "$$nb" "$(NBTEST)/$$(basename $$nb)" -p budget test || exit 1; \
-	done
+	rm -rf $(NBTEST)
+	$(BIN)/python tools/prepare_test_copies.py $(NBTEST) $(NOTEBOOKS)
 	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest tests $(NBTEST) --nbval-lax \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 \
 	  -n $(TEST_WORKERS) --dist loadfile
