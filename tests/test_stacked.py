@@ -31,8 +31,9 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """CPU results depend on the thread count: fix it at one, as the tolerances were measured and as ``make test``'s
-    workers run. A second thread beside the other worker's spins against it: these tests took five times as long."""
+    """CPU results depend on the thread count: fix it at one, as ``make test``'s workers run (the tolerances, first
+    measured on two, hold on one). A second thread beside the other worker's spins against it: these tests took
+    five times as long."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
